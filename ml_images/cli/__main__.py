@@ -1,0 +1,5 @@
+import sys
+
+from ml_images.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Configuration read from the environment (names fixed in DESIGN.md; documented in the README).
+
+``Settings.from_env()`` is the one place that turns environment variables into typed values. Dagster
+resources receive the same variables through ``EnvVar`` (see ``ml_images.dagster_defs.resources``) and
+fall back to these defaults when a variable is unset, so the CLI and the UI behave identically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ml_images.errors import ConfigurationError
+
+SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be >= {minimum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(_get(env, "ML_IMAGES_HOME") or "./var").expanduser().resolve()
+
+
+def default_database_url(home: Path) -> str:
+    return f"sqlite:///{home / 'catalog.db'}"
+
+
+def parse_host_list(raw: str | None) -> frozenset[str]:
+    if not raw:
+        return frozenset()
+    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    search_provider: str = "brave"
+    search_endpoint: str | None = None
+    brave_api_key: str | None = field(default=None, repr=False)
+    serpapi_api_key: str | None = field(default=None, repr=False)
+    google_api_key: str | None = field(default=None, repr=False)
+    google_search_engine_id: str | None = None
+    searxng_url: str | None = None
+    image_search_count: int = 5
+    bucket: str | None = None
+    s3_region: str | None = None
+    aws_endpoint_url: str | None = None
+    public_base_url: str | None = None
+    rembg_model: str = "u2netp"
+    allowed_private_hosts: frozenset[str] = frozenset()
+    publication_rules_json: str | None = None
+    freshness_hours: float = 24.0
+    no_images_cooldown_hours: float = 24.0
+    search_cache_ttl_hours: float = 168.0
+    canvas_size: int = 1200
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = default_home(env)
+        provider = (_get(env, "ML_IMAGES_SEARCH_PROVIDER") or "brave").lower()
+        if provider not in SEARCH_PROVIDERS:
+            raise ConfigurationError(
+                f"ML_IMAGES_SEARCH_PROVIDER must be one of {', '.join(SEARCH_PROVIDERS)}, got {provider!r}"
+            )
+        return cls(
+            home=home,
+            database_url=_get(env, "ML_IMAGES_DATABASE_URL") or default_database_url(home),
+            search_provider=provider,
+            search_endpoint=_get(env, "ML_IMAGES_SEARCH_ENDPOINT"),
+            brave_api_key=_get(env, "BRAVE_SEARCH_API_KEY"),
+            serpapi_api_key=_get(env, "SERPAPI_API_KEY"),
+            google_api_key=_get(env, "GOOGLE_API_KEY"),
+            google_search_engine_id=_get(env, "GOOGLE_SEARCH_ENGINE_ID"),
+            searxng_url=_get(env, "SEARXNG_URL"),
+            image_search_count=_integer(env, "IMAGE_SEARCH_COUNT", 5),
+            bucket=_get(env, "AWS_STORAGE_BUCKET_NAME"),
+            s3_region=_get(env, "AWS_S3_REGION_NAME"),
+            aws_endpoint_url=_get(env, "AWS_ENDPOINT_URL"),
+            public_base_url=_get(env, "ML_IMAGES_PUBLIC_BASE_URL"),
+            rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
+            allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
+            publication_rules_json=_get(env, "MERCADOLIBRE_PUBLICATION_RULES"),
+            freshness_hours=_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),
+            no_images_cooldown_hours=_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
+            search_cache_ttl_hours=_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),
+            canvas_size=_integer(env, "ML_IMAGES_CANVAS_SIZE", 1200, minimum=500),
+        )
