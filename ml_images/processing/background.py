@@ -1,0 +1,141 @@
+"""Background removal with rembg: one ONNX session per process and model, created lazily and shared.
+
+Threads: the pipeline processes two products at once in two threads that share one ``BackgroundRemover``.
+ONNX Runtime's ``InferenceSession.run`` is thread-safe, and on this 2-core machine two threads with ONE intra-op
+thread each give the best throughput (compute-limits.md §3: 3.3 first-images/s, against 2.8 for a single worker
+with 2 threads and 2.5 when 2 workers × 2 threads oversubscribe the cores). Hence the default
+``intra_op_threads = max(1, cores // CONCURRENT_PRODUCTS)``. A lone caller that wants the lowest latency for one
+image (the benchmark, a one-off CLI run) passes ``intra_op_threads=cores``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ml_images.errors import ModelNotInstalledError
+from ml_images.processing import model_provisioning as mp
+
+log = logging.getLogger(__name__)
+
+CONCURRENT_PRODUCTS = 2  # products the pipeline processes at once in one process (threads sharing the session)
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_intra_op_threads() -> int:
+    return max(1, available_cpus() // CONCURRENT_PRODUCTS)
+
+
+class BackgroundRemover:
+    """Removes the background of a PIL image with rembg; RGBA out, alpha = the predicted mask.
+
+    The session is built on first use (``import rembg`` alone costs about 1.4 s, the session about 0.1 s) and then
+    reused for every image and product: never a session per image.
+    """
+
+    def __init__(
+        self,
+        model_name: str = mp.U2NETP,
+        *,
+        intra_op_threads: int | None = None,
+        allow_download: bool = False,
+    ) -> None:
+        if intra_op_threads is not None and intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
+        self.model_name = model_name
+        self.intra_op_threads = intra_op_threads or default_intra_op_threads()
+        # Off by default: a worker silently fetching 0.2-1 GB mid-run is a surprise; `ml-images models install`
+        # is the explicit way. When on, a missing model goes through rembg's own downloader.
+        self.allow_download = allow_download
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._available = False
+
+    def __repr__(self) -> str:
+        return f"BackgroundRemover(model_name={self.model_name!r}, intra_op_threads={self.intra_op_threads})"
+
+    def model_path(self) -> Path:
+        """The model file rembg will load (or, when absent, where ``ml-images models install`` puts it)."""
+        return mp.find_model_file(self.model_name) or mp.install_target(self.model_name)
+
+    def ensure_available(self) -> None:
+        """Raise ``ModelNotInstalledError`` unless the model file is in place. Never lets rembg reach the network
+        unless ``allow_download`` is set: the file's presence is checked here, before rembg would call pooch."""
+        if self._available:
+            return
+        mp.validate_model_name(self.model_name)
+        status = mp.check_model(self.model_name)
+        if status.path is None:
+            if not self.allow_download:
+                raise mp.missing_model_error(self.model_name)
+            mp.install_with_rembg(self.model_name)
+        elif status.md5_ok is False:
+            raise ModelNotInstalledError(
+                f"rembg model {self.model_name!r} at {status.path} is damaged (md5 {status.md5}, expected "
+                f"{mp.expected_md5(self.model_name)}); run `{mp.install_command(self.model_name)}` to replace it"
+            )
+        self._available = True
+
+    def load(self) -> None:
+        """Build the session now (start-up, benchmarks) instead of on the first image."""
+        self._get_session()
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    def _get_session(self) -> Any:
+        session = self._session
+        if session is not None:
+            return session
+        with self._lock:  # two threads asking at once must not build two sessions (two ~0.5 GB ORT arenas)
+            if self._session is None:
+                self.ensure_available()
+                import onnxruntime as ort
+                from rembg import new_session
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.intra_op_threads
+                options.inter_op_num_threads = 1
+                log.info("loading rembg model %s (%d intra-op threads)", self.model_name, self.intra_op_threads)
+                self._session = new_session(self.model_name, sess_opts=options)
+            return self._session
+
+    def remove(self, image: Image.Image) -> Image.Image:
+        """RGBA copy of ``image`` whose alpha is the predicted mask; colours are kept (no darkened edges).
+
+        Pass an already reduced copy: the model sees 320×320 whatever the input size, and everything else rembg
+        does grows with the pixel count (compute-limits.md §2).
+        """
+        from rembg import remove
+
+        # putalpha keeps the original colours under a soft alpha; rembg's default cut-out multiplies them by the
+        # mask, which leaves grey fringes once composited on white.
+        result = remove(image, session=self._get_session(), putalpha=True)
+        if not isinstance(result, Image.Image):  # rembg returns the input's type; a PIL image went in
+            raise TypeError(f"rembg returned {type(result).__name__}, expected a PIL image")
+        return result if result.mode == "RGBA" else result.convert("RGBA")
+
+
+_shared: dict[str, BackgroundRemover] = {}
+_shared_lock = threading.Lock()
+
+
+def get_shared_remover(model_name: str) -> BackgroundRemover:
+    """One remover (hence one session) per process and model, for Dagster resources and the CLI to share."""
+    with _shared_lock:
+        remover = _shared.get(model_name)
+        if remover is None:
+            remover = _shared[model_name] = BackgroundRemover(model_name)
+        return remover
