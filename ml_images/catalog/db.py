@@ -1,0 +1,191 @@
+"""Engines, sessions and the schema version of the catalog database (SQLite embedded default or PostgreSQL).
+
+Alembic is configured in code (no ``alembic.ini``): the script location is the ``migrations`` folder beside this
+module and the connection is handed to ``env.py`` through ``config.attributes``, so a URL with ``%`` in its
+password never goes through configparser interpolation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml_images.catalog.rules import SQLITE_FUNCTION_NAME, normalize_category
+from ml_images.errors import CatalogUnavailableError, SchemaNotMigratedError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+UPGRADE_COMMAND = "ml-images db upgrade"
+# psycopg2 waits for the OS TCP timeout (minutes) on an unreachable host unless told otherwise.
+_PG_CONNECT_TIMEOUT_S = 10
+_SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text with its password masked: the only form that may reach logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: say nothing of its content (it may hold a password)
+        return "<unparsable database URL>"
+
+
+def _resolve_postgres_driver(url: URL) -> URL:
+    # SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3; the project ships psycopg2 only.
+    if url.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def _sqlite_database_path(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+        return None
+    return Path(database).expanduser()
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Foreign keys are off by default in SQLite (cascade deletes would silently not happen); WAL lets the
+    # selection read while a product's images are being recorded; busy_timeout makes writers queue, not fail.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+    # SQLite's upper() folds ASCII only; the category match must fold "cámaras" like PostgreSQL does.
+    dbapi_connection.create_function(SQLITE_FUNCTION_NAME, 1, normalize_category, deterministic=True)
+
+
+def create_catalog_engine(url: str) -> sa.Engine:
+    """An engine for the catalog: SQLite (folder created, pragmas set) or PostgreSQL (pre-ping, connect timeout)."""
+    parsed = _resolve_postgres_driver(make_url(url))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = _sqlite_database_path(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if backend == "postgresql":
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (the pipeline hands them across steps)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def describe_db_error(exc: BaseException, url: str | URL | None = None) -> str:
+    """One line about a database failure, without the statement, its parameters or any password."""
+    orig = getattr(exc, "orig", None) or exc
+    text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    if url is not None:
+        try:
+            password = make_url(url).password
+        except Exception:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    where = f" at {safe_url(url)}" if url is not None else ""
+    return f"the catalog database{where} cannot be reached: {text}"
+
+
+@contextmanager
+def translate_connection_errors(url: str | URL | None) -> Iterator[None]:
+    """Turns "cannot connect / connection lost / database locked" into ``CatalogUnavailableError``."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise CatalogUnavailableError(describe_db_error(exc, url)) from None
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+@contextmanager
+def _engine_for(url_or_engine: str | sa.Engine) -> Iterator[sa.Engine]:
+    if isinstance(url_or_engine, sa.Engine):
+        yield url_or_engine
+        return
+    engine = create_catalog_engine(url_or_engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _run_alembic(url_or_engine: str | sa.Engine, action: str, revision: str) -> None:
+    with _engine_for(url_or_engine) as engine, translate_connection_errors(engine.url), engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        if action == "upgrade":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+
+def upgrade_schema(url_or_engine: str | sa.Engine, revision: str = "head") -> None:
+    """Creates or upgrades the catalog schema (what ``ml-images db upgrade`` does)."""
+    _run_alembic(url_or_engine, "upgrade", revision)
+
+
+def downgrade_schema(url_or_engine: str | sa.Engine, revision: str) -> None:
+    """Downgrades the schema to ``revision`` (``base`` drops every table of the catalog)."""
+    _run_alembic(url_or_engine, "downgrade", revision)
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # only possible if the migrations folder was not shipped
+        raise RuntimeError(f"no Alembic revision found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision recorded in the database, or None when it was never migrated."""
+    with translate_connection_errors(engine.url), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def ensure_schema_current(engine: sa.Engine) -> None:
+    """Refuses to go on unless the catalog is reachable and migrated to the revision this code expects."""
+    where = safe_url(engine.url)
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaNotMigratedError(
+            f"the catalog database at {where} has no schema yet; run `{UPGRADE_COMMAND}` to create it"
+        )
+    known = {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    if current not in known:
+        raise SchemaNotMigratedError(
+            f"the catalog database at {where} is at revision {current!r}, which this version of ml_images does not "
+            f"know (expected {head!r}): another version of ml_images migrated it; run this version against a "
+            f"database it migrated with `{UPGRADE_COMMAND}`"
+        )
+    raise SchemaNotMigratedError(
+        f"the catalog database at {where} is at revision {current!r}, behind {head!r}; run `{UPGRADE_COMMAND}`"
+    )

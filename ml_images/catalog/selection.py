@@ -1,0 +1,303 @@
+"""Which products are eligible for Mercado Libre, and which of those still need images.
+
+Both selections are single SQL queries (no per-row filtering in Python) so they stay fast on a catalog of a
+million products: the partial index ``ix_product_master_ml_candidates`` serves the flag, freshness and ordering
+conditions, and the anti-joins on ``product_image`` / ``image_fetch_attempt`` use their ``product_id`` indexes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import QueryableAttribute, Session, aliased, joinedload, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ml_images.catalog.db import translate_connection_errors
+from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ProductImage, ProductMaster, utcnow
+from ml_images.catalog.rules import PublicationRules
+
+# Up to this many ids are sent as plain bound parameters; beyond it one array/JSON parameter is used
+# (SQLite refuses statements with more than 32766 parameters).
+_INLINE_ID_LIMIT = 500
+
+NOT_FOUND = "not_found"
+NOT_ELIGIBLE = "not_eligible"
+HAS_IMAGES = "has_images"
+
+
+def _engine(session_factory: sessionmaker[Session]) -> sa.Engine:
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, sa.Engine):
+        raise ValueError("the session factory must be bound to an engine (make_session_factory does that)")
+    return bind
+
+
+def _id_membership(column: QueryableAttribute[int], ids: Collection[int], dialect: str) -> sa.ColumnElement[bool]:
+    values = sorted({int(i) for i in ids})
+    if len(values) <= _INLINE_ID_LIMIT:
+        return column.in_(values)
+    if dialect == "postgresql":
+        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.Integer)))
+    if dialect == "sqlite":
+        listed = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
+        return column.in_(sa.select(listed.c.value))
+    return column.in_(values)
+
+
+class MercadoLibreFilter:
+    """Eligibility for Mercado Libre: flagged, active, priced, categorised, fresh, and matching a publication rule.
+
+    ``is_eligible`` (Python, for one loaded product) and ``eligible_condition`` (SQL) implement the same rules.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        rules: PublicationRules,
+        freshness_hours: float = 24.0,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if freshness_hours < 0:
+            raise ValueError(f"freshness_hours must be >= 0, got {freshness_hours}")
+        self.session_factory = session_factory
+        self.rules = rules
+        self.freshness_hours = freshness_hours
+        self.now = now
+
+    @property
+    def engine(self) -> sa.Engine:
+        return _engine(self.session_factory)
+
+    @property
+    def dialect_name(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @property
+    def _url(self) -> sa.URL:
+        return self.engine.url
+
+    def freshness_cutoff(self) -> datetime:
+        return self.now() - timedelta(hours=self.freshness_hours)
+
+    def is_eligible(self, product: ProductMaster) -> bool:
+        last_updated = product.last_updated
+        return bool(
+            product.is_for_mercadolibre
+            and product.is_active
+            and product.price is not None
+            and product.category is not None
+            and last_updated is not None
+            and last_updated >= self.freshness_cutoff()
+            and self.rules.matches(product.category, product.price)
+        )
+
+    def eligible_condition(self) -> sa.ColumnElement[bool]:
+        """The eligibility rules as one SQL boolean expression over ``ProductMaster``."""
+        pm = ProductMaster
+        return sa.and_(
+            # The flags are written as the partial index's predicate so the planner can use that index.
+            pm.is_for_mercadolibre == sa.true(),
+            pm.is_active == sa.true(),
+            pm.price.is_not(None),
+            pm.category.is_not(None),
+            pm.last_updated >= self.freshness_cutoff(),
+            self.rules.sql_condition(pm.category, pm.price),
+        )
+
+    def eligible_query(self, limit: int | None = None) -> sa.Select[ProductMaster]:
+        query = (
+            sa.select(ProductMaster)
+            .where(self.eligible_condition())
+            .order_by(ProductMaster.last_updated, ProductMaster.id)
+            .options(joinedload(ProductMaster.listing), selectinload(ProductMaster.images))
+        )
+        return query if limit is None else query.limit(limit)
+
+    def get_eligible_products(self, limit: int | None = None) -> list[ProductMaster]:
+        """Eligible products, oldest ``last_updated`` first; detached, with ``listing`` and ``images`` loaded."""
+        _check_limit(limit)
+        with translate_connection_errors(self._url), self.session_factory() as session:
+            return list(session.scalars(self.eligible_query(limit)).unique())
+
+    def count_eligible(self) -> int:
+        query = sa.select(sa.func.count()).select_from(ProductMaster).where(self.eligible_condition())
+        with translate_connection_errors(self._url), self.session_factory() as session:
+            return int(session.scalar(query) or 0)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+
+
+class ImageCandidateSelector:
+    """Eligible products that have no ``product_image`` rows and are not cooling down after a fruitless attempt."""
+
+    def __init__(
+        self,
+        product_filter: MercadoLibreFilter,
+        cooldown_hours: float = 24.0,
+        in_flight_ttl_hours: float = 2.0,
+    ) -> None:
+        if cooldown_hours < 0 or in_flight_ttl_hours < 0:
+            raise ValueError("cooldown_hours and in_flight_ttl_hours must be >= 0")
+        self.product_filter = product_filter
+        self.cooldown_hours = cooldown_hours
+        self.in_flight_ttl_hours = in_flight_ttl_hours
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        return self.product_filter.session_factory
+
+    @property
+    def _url(self) -> sa.URL:
+        return self.product_filter.engine.url
+
+    def _now(self) -> datetime:
+        return self.product_filter.now()
+
+    def has_no_images_condition(self) -> sa.ColumnElement[bool]:
+        image = aliased(ProductImage)
+        return ~sa.exists().where(image.product_id == ProductMaster.id)
+
+    def not_cooling_down_condition(self) -> sa.ColumnElement[bool]:
+        """False while the product's *latest* attempt found no images and finished less than the cooldown ago."""
+        attempt = aliased(ImageFetchAttempt)
+        later = aliased(ImageFetchAttempt)
+        cutoff = self._now() - timedelta(hours=self.cooldown_hours)
+        latest_was_fruitless = (
+            sa.exists()
+            .where(
+                attempt.product_id == ProductMaster.id,
+                attempt.outcome == AttemptOutcome.NO_IMAGES.value,
+                attempt.finished_at >= cutoff,
+            )
+            .where(~sa.exists().where(later.product_id == attempt.product_id, later.id > attempt.id))
+        )
+        return ~latest_was_fruitless
+
+    def not_in_flight_condition(self) -> sa.ColumnElement[bool]:
+        """False while an unfinished attempt younger than the in-flight TTL exists (another run is on it)."""
+        attempt = aliased(ImageFetchAttempt)
+        cutoff = self._now() - timedelta(hours=self.in_flight_ttl_hours)
+        return ~sa.exists().where(
+            attempt.product_id == ProductMaster.id,
+            attempt.finished_at.is_(None),
+            attempt.started_at >= cutoff,
+        )
+
+    def _conditions(
+        self,
+        product_ids: Sequence[int] | None,
+        exclude_ids: Collection[int],
+        exclude_in_flight: bool,
+        ignore_cooldown: bool,
+    ) -> list[sa.ColumnElement[bool]]:
+        dialect = self.product_filter.dialect_name
+        conditions = [self.product_filter.eligible_condition(), self.has_no_images_condition()]
+        if not ignore_cooldown:
+            conditions.append(self.not_cooling_down_condition())
+        if product_ids is not None:
+            conditions.append(_id_membership(ProductMaster.id, product_ids, dialect))
+        if exclude_ids:
+            conditions.append(~_id_membership(ProductMaster.id, exclude_ids, dialect))
+        if exclude_in_flight:
+            conditions.append(self.not_in_flight_condition())
+        return conditions
+
+    def pending_query(
+        self,
+        limit: int | None = None,
+        *,
+        product_ids: Sequence[int] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_in_flight: bool = False,
+        ignore_cooldown: bool = False,
+    ) -> sa.Select[ProductMaster]:
+        """The one query behind :meth:`get_pending_image_products` (oldest ``last_updated`` first, then id)."""
+        _check_limit(limit)
+        query = (
+            sa.select(ProductMaster)
+            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
+            .order_by(ProductMaster.last_updated, ProductMaster.id)
+            .options(joinedload(ProductMaster.listing))
+        )
+        return query if limit is None else query.limit(limit)
+
+    def get_pending_image_products(
+        self,
+        limit: int | None = None,
+        *,
+        product_ids: Sequence[int] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_in_flight: bool = False,
+        ignore_cooldown: bool = False,
+    ) -> list[ProductMaster]:
+        """Products that need images, oldest first, detached and fully loaded (columns, ``listing``, ``images``).
+
+        ``product_ids`` narrows the selection to those products (the rules still apply); ``exclude_ids`` drops
+        some (e.g. partitions already registered); ``exclude_in_flight`` drops products another run has claimed;
+        ``ignore_cooldown`` lets an explicit request retry a product whose last attempt found nothing.
+        """
+        query = self.pending_query(
+            limit,
+            product_ids=product_ids,
+            exclude_ids=exclude_ids,
+            exclude_in_flight=exclude_in_flight,
+            ignore_cooldown=ignore_cooldown,
+        )
+        with translate_connection_errors(self._url), self.session_factory() as session:
+            products = list(session.scalars(query).unique())
+        for product in products:
+            # The query proved there are none; saying so spares a lazy load that a detached object cannot do.
+            set_committed_value(product, "images", [])
+        return products
+
+    def count_pending(
+        self,
+        *,
+        product_ids: Sequence[int] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_in_flight: bool = False,
+        ignore_cooldown: bool = False,
+    ) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(ProductMaster)
+            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
+        )
+        with translate_connection_errors(self._url), self.session_factory() as session:
+            return int(session.scalar(query) or 0)
+
+    def needs_images(self, product_id: int) -> tuple[bool, str | None]:
+        """(True, None) when the product is eligible and has no images; else (False, reason code).
+
+        Reason codes: ``not_found``, ``not_eligible``, ``has_images``. The cooldown does not apply here: this is
+        the last check before processing a product that was already selected.
+        """
+        with translate_connection_errors(self._url), self.session_factory() as session:
+            product = session.get(ProductMaster, product_id)
+            if product is None:
+                return False, NOT_FOUND
+            if not self.product_filter.is_eligible(product):
+                return False, NOT_ELIGIBLE
+            has_images = session.scalar(sa.select(sa.exists().where(ProductImage.product_id == product_id)))
+            if has_images:
+                return False, HAS_IMAGES
+            return True, None
+
+
+def describe_selection(selector: ImageCandidateSelector) -> dict[str, Any]:
+    """Settings of a selection, for run metadata."""
+    product_filter = selector.product_filter
+    return {
+        "publication_rules": {category: str(threshold) for category, threshold in product_filter.rules.items()},
+        "freshness_hours": product_filter.freshness_hours,
+        "cooldown_hours": selector.cooldown_hours,
+        "in_flight_ttl_hours": selector.in_flight_ttl_hours,
+    }

@@ -1,0 +1,1 @@
+"""Catalog layer tests (a package, so that mypy tells this conftest from the other folders' ones)."""
