@@ -1,0 +1,309 @@
+"""ImageRecorder: claims (database-level guard), one-transaction commits, listing status, attempt records."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml_images.catalog.models import (
+    AttemptOutcome,
+    ImageFetchAttempt,
+    ListingStatus,
+    MercadoLibreListing,
+    ProductImage,
+)
+from ml_images.catalog.recorder import (
+    IMAGE_ERROR_PREFIX,
+    Claim,
+    ClaimLostError,
+    ImageRecord,
+    ImageRecorder,
+)
+from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
+from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
+from ml_images.errors import TransientError
+from ml_images.refusals import Refusal
+
+REFUSALS = [Refusal(stage="download", reason="too_large", url="https://shop.example.test/a.jpg", detail="31 MB")]
+
+
+def _record(order: int, key: str) -> ImageRecord:
+    return ImageRecord(
+        order=order,
+        url=f"https://cdn.example.test/{key}",
+        storage_key=key,
+        source_url=f"https://shop.example.test/{key}",
+        width=1200,
+        height=1200,
+        content_hash=f"{order:064x}",
+        background_removed=order == 0,
+    )
+
+
+@pytest.fixture
+def recorder(session_factory: sessionmaker[Session], clock: Any) -> ImageRecorder:
+    return ImageRecorder(session_factory, claim_ttl_hours=2, now=clock)
+
+
+def _attempt(session_factory: sessionmaker[Session], attempt_id: int) -> ImageFetchAttempt:
+    with session_factory() as session:
+        attempt = session.get(ImageFetchAttempt, attempt_id)
+        assert attempt is not None
+        return attempt
+
+
+def _images(session_factory: sessionmaker[Session], product_id: int) -> list[tuple[int, str | None, bool]]:
+    with session_factory() as session:
+        rows = session.execute(
+            sa.select(ProductImage.order, ProductImage.storage_key, ProductImage.is_processed)
+            .where(ProductImage.product_id == product_id)
+            .order_by(ProductImage.order)
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _listing(session_factory: sessionmaker[Session], product_id: int) -> MercadoLibreListing | None:
+    with session_factory() as session:
+        return session.scalars(
+            sa.select(MercadoLibreListing).where(MercadoLibreListing.product_master_id == product_id)
+        ).one_or_none()
+
+
+def test_claim_is_exclusive_until_finished(recorder: ImageRecorder, make_product: Callable[..., int]) -> None:
+    pid = make_product()
+    claim = recorder.claim(pid, "run-1")
+    assert claim is not None
+    assert (claim.product_id, claim.run_id) == (pid, "run-1")
+    assert recorder.claim(pid, "run-2") is None
+    recorder.record_skipped(claim, "has_images", "images appeared meanwhile")
+    second = recorder.claim(pid, "run-2")
+    assert second is not None
+    assert second.attempt_id != claim.attempt_id
+
+
+def test_concurrent_claims_let_exactly_one_through(
+    session_factory: sessionmaker[Session], make_product: Callable[..., int], clock: Any
+) -> None:
+    pid = make_product()
+    workers = 4
+    barrier = threading.Barrier(workers)
+    results: list[Claim | None] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        recorder = ImageRecorder(session_factory, now=clock)
+        try:
+            barrier.wait(timeout=10)
+            results.append(recorder.claim(pid, f"run-{n}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert len(results) == workers
+    assert sum(r is not None for r in results) == 1
+    with session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(ImageFetchAttempt)) == 1
+
+
+def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    pid = make_product()
+    old = recorder.claim(pid, "dead-run")
+    assert old is not None
+    clock.advance(hours=1, minutes=59)
+    assert recorder.claim(pid, "run-2") is None
+    clock.advance(minutes=2)
+    new = recorder.claim(pid, "run-2")
+    assert new is not None
+    stale = _attempt(session_factory, old.attempt_id)
+    assert stale.outcome == AttemptOutcome.FAILED.value
+    assert stale.reason_code == "stale_claim"
+    assert stale.finished_at == clock()
+
+    with pytest.raises(ClaimLostError) as info:
+        recorder.commit_images(old, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
+    assert isinstance(info.value, TransientError)
+    assert _images(session_factory, pid) == []
+    assert _attempt(session_factory, new.attempt_id).finished_at is None
+
+
+def test_claim_of_a_missing_product_is_an_error_not_busy(recorder: ImageRecorder) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        recorder.claim(424242, None)
+
+
+def test_commit_images_replaces_rows_and_returns_orphaned_keys(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    first = recorder.claim(pid, "run-1")
+    assert first is not None
+    records = [_record(1, "p/b.jpg"), _record(0, "p/a.jpg")]
+    assert recorder.commit_images(first, records, search_calls=2, candidates_found=7, refusals=REFUSALS) == []
+    assert _images(session_factory, pid) == [(0, "p/a.jpg", True), (1, "p/b.jpg", True)]
+    assert recorder.existing_storage_keys(pid) == ["p/a.jpg", "p/b.jpg"]
+    attempt = _attempt(session_factory, first.attempt_id)
+    assert attempt.outcome == AttemptOutcome.STORED.value
+    assert (attempt.images_stored, attempt.search_calls, attempt.candidates_found) == (2, 2, 7)
+    assert attempt.refusals == [r.to_dict() for r in REFUSALS]
+    assert attempt.finished_at is not None
+
+    second = recorder.claim(pid, "run-2")
+    assert second is not None
+    orphans = recorder.commit_images(
+        second, [_record(0, "p/b.jpg"), _record(1, "p/c.jpg")], search_calls=1, candidates_found=2, refusals=[]
+    )
+    assert orphans == ["p/a.jpg"]
+    assert _images(session_factory, pid) == [(0, "p/b.jpg", True), (1, "p/c.jpg", True)]
+
+
+def test_a_finished_claim_cannot_commit_again(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    recorder.commit_images(claim, [_record(0, "k/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    with pytest.raises(ClaimLostError):
+        recorder.commit_images(claim, [_record(0, "k/other.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    with pytest.raises(ClaimLostError):
+        recorder.record_no_images(claim, "no_candidates", "nothing", search_calls=1, candidates_found=0, refusals=[])
+    assert _images(session_factory, pid) == [(0, "k/0.jpg", True)]
+    assert _listing(session_factory, pid) is None
+
+
+def test_invalid_records_write_nothing(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    with pytest.raises(ValueError, match="distinct"):
+        recorder.commit_images(
+            claim, [_record(0, "a"), _record(0, "b")], search_calls=1, candidates_found=2, refusals=[]
+        )
+    with pytest.raises(ValueError, match="at least one"):
+        recorder.commit_images(claim, [], search_calls=1, candidates_found=0, refusals=[])
+    assert _images(session_factory, pid) == []
+    assert _attempt(session_factory, claim.attempt_id).finished_at is None
+
+
+def test_no_images_creates_the_listing_in_error_and_cools_down(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    pid = make_product()
+    other = make_product()
+    claim = recorder.claim(pid, "run-1")
+    assert claim is not None
+    recorder.record_no_images(
+        claim, "all_refused", "all 6 candidates refused", search_calls=1, candidates_found=6, refusals=REFUSALS
+    )
+    listing = _listing(session_factory, pid)
+    assert listing is not None
+    assert listing.status == ListingStatus.ERROR
+    assert listing.sync_error == IMAGE_ERROR_PREFIX + "all 6 candidates refused"
+    attempt = _attempt(session_factory, claim.attempt_id)
+    assert (attempt.outcome, attempt.reason_code, attempt.candidates_found) == ("no_images", "all_refused", 6)
+
+    selector = ImageCandidateSelector(MercadoLibreFilter(session_factory, DEFAULT_PUBLICATION_RULES, now=clock))
+    assert [p.id for p in selector.get_pending_image_products()] == [other]
+    latest = recorder.last_attempts([pid, other])
+    assert set(latest) == {pid}
+    assert latest[pid].id == claim.attempt_id
+
+
+def test_no_images_updates_an_existing_listing(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    with session_factory() as session, session.begin():
+        session.add(MercadoLibreListing(product_master_id=pid, ml_id="MLA123", status=ListingStatus.ACTIVE))
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    recorder.record_no_images(
+        claim, "no_candidates", "search found nothing", search_calls=1, candidates_found=0, refusals=[]
+    )
+    listing = _listing(session_factory, pid)
+    assert listing is not None
+    assert (listing.status, listing.ml_id) == (ListingStatus.ERROR, "MLA123")
+    assert listing.sync_error == "images: search found nothing"
+    with session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(MercadoLibreListing)) == 1
+
+
+def test_success_after_an_image_error_returns_the_listing_to_pending(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    pid = make_product()
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    recorder.record_no_images(claim, "no_candidates", "nothing", search_calls=1, candidates_found=0, refusals=[])
+    clock.advance(hours=25)
+    retry = recorder.claim(pid, None)
+    assert retry is not None
+    recorder.commit_images(retry, [_record(0, "x/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    listing = _listing(session_factory, pid)
+    assert listing is not None
+    assert (listing.status, listing.sync_error) == (ListingStatus.PENDING, None)
+
+
+def test_success_leaves_an_error_of_the_marketplace_sync_alone(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    with session_factory() as session, session.begin():
+        session.add(
+            MercadoLibreListing(product_master_id=pid, status=ListingStatus.ERROR, sync_error="ML API: invalid title")
+        )
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    recorder.commit_images(claim, [_record(0, "y/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    listing = _listing(session_factory, pid)
+    assert listing is not None
+    assert (listing.status, listing.sync_error) == (ListingStatus.ERROR, "ML API: invalid title")
+
+
+def test_failed_attempt_keeps_the_product_pending_and_the_listing_untouched(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    pid = make_product()
+    with session_factory() as session, session.begin():
+        session.add(MercadoLibreListing(product_master_id=pid, status=ListingStatus.PAUSED))
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    recorder.record_failed(claim, "storage_unavailable", "S3 timed out", search_calls=1, candidates_found=3)
+    attempt = _attempt(session_factory, claim.attempt_id)
+    assert (attempt.outcome, attempt.reason_code, attempt.search_calls) == ("failed", "storage_unavailable", 1)
+    listing = _listing(session_factory, pid)
+    assert listing is not None
+    assert (listing.status, listing.sync_error) == (ListingStatus.PAUSED, None)
+    selector = ImageCandidateSelector(MercadoLibreFilter(session_factory, DEFAULT_PUBLICATION_RULES, now=clock))
+    assert [p.id for p in selector.get_pending_image_products()] == [pid]
+
+
+def test_last_attempts_returns_each_products_latest(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    never = make_product()
+    first = recorder.claim(pid, "a")
+    assert first is not None
+    recorder.record_failed(first, "search_unavailable", "503")
+    second = recorder.claim(pid, "b")
+    assert second is not None
+    recorder.record_skipped(second, "not_eligible", "price dropped")
+    latest = recorder.last_attempts([pid, never])
+    assert set(latest) == {pid}
+    assert latest[pid].id == second.attempt_id
+    assert (latest[pid].outcome, latest[pid].run_id) == ("skipped", "b")
