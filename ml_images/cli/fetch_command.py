@@ -1,0 +1,293 @@
+"""``ml-images fetch [--limit N] [--dry-run] [--id ID]``: the original ``fetch_ml_images`` command, through Dagster.
+
+It runs the selection job (``fetch_ml_images``) and then the pending products in batched runs of
+``product_images_job``, in this process (no daemon needed), recording every run in the Dagster instance at
+``DAGSTER_HOME`` so they show in the UI. ``DAGSTER_HOME`` defaults to ``$ML_IMAGES_HOME/dagster_home``.
+
+* ``--limit N``: at most N products (oldest first).
+* ``--dry-run``: the selection in dry-run mode, then the list of what would be processed; writes nothing.
+* ``--id ID`` (repeatable): those products whether or not they are pending (their images are replaced).
+
+Prints progress (products done of total) and a summary; exits 1 when a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml_images.settings import Settings
+
+DEFAULT_BATCH_SIZE = 25
+PREVIEW_LINES = 50
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fetch",
+        help="find, prepare and store images for products that need them (runs through Dagster)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="process at most N products")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be processed; write nothing")
+    parser.add_argument(
+        "--id",
+        dest="ids",
+        type=_positive_int,
+        action="append",
+        metavar="ID",
+        help="process this product whether or not it is pending, replacing its images (repeatable)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"products per Dagster run (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.set_defaults(handler=fetch_command)
+
+
+def prepare_dagster_home(env: MutableMapping[str, str] | None = None, say: Callable[[str], None] | None = None) -> Path:
+    """Makes ``DAGSTER_HOME`` an existing absolute folder (default ``$ML_IMAGES_HOME/dagster_home``)."""
+    env = os.environ if env is None else env
+    raw = (env.get("DAGSTER_HOME") or "").strip()
+    if raw:
+        home = Path(raw).expanduser().resolve()
+    else:
+        home = Settings.from_env(env).home / "dagster_home"
+        if say is not None:
+            say(f"DAGSTER_HOME is not set; using {home}")
+    home.mkdir(parents=True, exist_ok=True)
+    env["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class FetchSummary:
+    total: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    images: int = 0
+    failed_runs: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return sum(self.statuses.values())
+
+    def line(self) -> str:
+        return (
+            f"stored: {self.statuses['stored']} ({self.images} images), "
+            f"no images (listing ERROR): {self.statuses['no_images']}, "
+            f"skipped: {self.statuses['skipped']}, failed: {self.statuses['failed']}"
+            + (f", not processed: {self.total - self.done}" if self.total > self.done else "")
+        )
+
+
+class FetchCommand:
+    """Drives the Dagster jobs of the code location in this process against ``instance``."""
+
+    def __init__(self, instance: Any, *, batch_size: int, verbose: bool, out: Callable[[str], None] = print) -> None:
+        from ml_images.dagster_defs.resources import CatalogDatabaseResource
+        from ml_images.definitions import defs
+
+        self.instance = instance
+        self.batch_size = batch_size
+        self.out = out
+        self.log_level = "DEBUG" if verbose else "WARNING"
+        self.selection_job = defs.resolve_job_def("fetch_ml_images")
+        self.images_job = defs.resolve_job_def("product_images_job")
+        self.catalog = CatalogDatabaseResource()
+
+    # ----------------------------------------------------------------------------------------------- runs
+
+    def _run_config(self, ops: dict[str, Any]) -> dict[str, Any]:
+        return {"ops": ops, "loggers": {"console": {"config": {"log_level": self.log_level}}}}
+
+    def run_selection(self, *, dry_run: bool, limit: int | None) -> bool:
+        config = {"dry_run": dry_run, "limit": limit, "product_ids": None}
+        result = self.selection_job.execute_in_process(
+            run_config=self._run_config({"pending_image_products": {"config": config}}),
+            instance=self.instance,
+            raise_on_error=False,
+        )
+        if not result.success:
+            self.out(f"selection run {result.run_id} failed: {_failure_text(result)}")
+            return False
+        events = result.asset_materializations_for_node("pending_image_products")
+        metadata = events[0].metadata if events else {}
+        pending = _meta(metadata, "pending_count")
+        selected = _meta(metadata, "selected_count")
+        registered = _meta(metadata, "would_register" if dry_run else "newly_registered")
+        verb = "would register" if dry_run else "registered"
+        self.out(
+            f"selection (run {result.run_id}): {pending} products need images, {selected} selected, "
+            f"{registered} {verb} as new partitions"
+        )
+        return True
+
+    def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
+        from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
+
+        summary = FetchSummary(total=len(keys))
+        batches = plan_batches(keys, self.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME), self.batch_size)
+        for number, batch in enumerate(batches, start=1):
+            result = self.images_job.execute_in_process(
+                run_config=self._run_config({"product_images": {"config": {"force": force}}}),
+                instance=self.instance,
+                tags=batch.run_tags(),
+                raise_on_error=False,
+            )
+            statuses, images = self._outcomes(result, batch.keys)
+            summary.statuses.update(statuses.values())
+            summary.images += images
+            state = "succeeded" if result.success else "FAILED"
+            self.out(
+                f"products done {summary.done}/{summary.total} "
+                f"(run {number}/{len(batches)} {result.run_id} {state}: {_counts_text(statuses)})"
+            )
+            if not result.success:
+                summary.failed_runs.append(result.run_id)
+                self.out(f"  run {result.run_id}: {_failure_text(result)}")
+                if _stopped_by(result):
+                    self.out("  stopping: the next runs would meet the same fault; the rest stays pending")
+                    break
+        return summary
+
+    def _outcomes(self, result: Any, keys: Sequence[str]) -> tuple[dict[str, str], int]:
+        """Status per product of one run: from its materialisations, else (failed run) its recorded attempts."""
+        statuses: dict[str, str] = {}
+        images = 0
+        for event in result.asset_materializations_for_node("product_images"):
+            if event.partition is not None:
+                statuses[event.partition] = str(_meta(event.metadata, "status") or "stored")
+                images += int(_meta(event.metadata, "images_stored") or 0)
+        missing = [k for k in keys if k not in statuses]
+        if missing:
+            from ml_images.catalog.recorder import ImageRecorder
+
+            attempts = ImageRecorder(self.catalog.session_factory()).last_attempts(int(k) for k in missing)
+            for key in missing:
+                attempt = attempts.get(int(key))
+                if attempt is not None and attempt.run_id == result.run_id and attempt.outcome != "running":
+                    statuses[key] = attempt.outcome
+                    images += attempt.images_stored if attempt.outcome == "stored" else 0
+                else:
+                    statuses[key] = "failed"
+        return statuses, images
+
+    # -------------------------------------------------------------------------------------------- commands
+
+    def fetch(self, *, limit: int | None, dry_run: bool) -> int:
+        if not self.run_selection(dry_run=dry_run, limit=limit):
+            return 1
+        from ml_images.dagster_defs.services import build_selection
+
+        services = build_selection(self.catalog)
+        selected = services.select(limit=limit)
+        if dry_run:
+            self._print_would_process(selected, services.queries, forced=False)
+            return 0
+        if not selected:
+            self.out("nothing to do: no product needs images")
+            return 0
+        self.out(f"processing {len(selected)} products in runs of at most {self.batch_size}")
+        return self._finish(self.run_batches([str(p.id) for p in selected], force=False))
+
+    def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
+        from ml_images.dagster_defs.partitions import register_products
+        from ml_images.dagster_defs.services import build_selection
+        from ml_images.pipeline.catalog_products import CatalogProducts
+
+        self.catalog.check_schema()
+        found = CatalogProducts(self.catalog.session_factory()).load(ids)
+        missing = [pid for pid in ids if pid not in found]
+        for pid in missing:
+            self.out(f"product {pid} does not exist")
+        existing = [found[pid] for pid in dict.fromkeys(ids) if pid in found]
+        if dry_run:
+            self._print_would_process(existing, build_selection(self.catalog).queries, forced=True)
+            return 1 if missing else 0
+        if not existing:
+            return 1
+        keys = [str(p.id) for p in existing]
+        register_products(self.instance, keys)
+        self.out(f"processing {len(keys)} products (forced: current images are replaced)")
+        code = self._finish(self.run_batches(keys, force=True))
+        return code or (1 if missing else 0)
+
+    def _finish(self, summary: FetchSummary) -> int:
+        self.out(f"done: {summary.line()}")
+        if summary.failed_runs:
+            self.out(f"{len(summary.failed_runs)} run(s) failed: {', '.join(summary.failed_runs)}")
+            return 1
+        return 0
+
+    def _print_would_process(self, products: Sequence[Any], queries: Any, *, forced: bool) -> None:
+        what = "would process (forced, replacing current images)" if forced else "would process"
+        self.out(f"dry run: {what} {len(products)} products; nothing was registered, searched or written")
+        for product in products[:PREVIEW_LINES]:
+            self.out(f"  {product.id}\t{product.code or '-'}\tquery: {queries.build(product)!r}")
+        if len(products) > PREVIEW_LINES:
+            self.out(f"  … and {len(products) - PREVIEW_LINES} more")
+
+
+def _meta(metadata: Any, key: str) -> Any:
+    value = metadata.get(key) if metadata else None
+    return getattr(value, "value", value)
+
+
+def _counts_text(statuses: dict[str, str]) -> str:
+    counts = Counter(statuses.values())
+    return ", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "no products"
+
+
+def _step_failures(result: Any) -> list[Any]:
+    return [event for event in result.all_events if event.is_step_failure]
+
+
+def _failure_text(result: Any) -> str:
+    for event in _step_failures(result):
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return str(data.user_failure_data.description)
+        if data.error is not None:
+            return data.error.message.strip().splitlines()[0]
+    return "the run failed (see the Dagster UI for its logs)"
+
+
+def _stopped_by(result: Any) -> bool:
+    """Whether the run stopped on a fault every later run would meet (quota, configuration, infrastructure)."""
+    for event in _step_failures(result):
+        data = event.step_failure_data
+        if data.user_failure_data is not None and "stopped_by" in data.user_failure_data.metadata:
+            return True
+        if data.user_failure_data is None:
+            return True  # raised before the batch started (e.g. resource start-up): the same for every run
+    return False
+
+
+def fetch_command(args: argparse.Namespace) -> int:
+    prepare_dagster_home(say=lambda text: print(text, file=sys.stderr))
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        command = FetchCommand(instance, batch_size=args.batch_size, verbose=bool(getattr(args, "verbose", False)))
+        if args.ids:
+            return command.fetch_ids(args.ids, dry_run=args.dry_run)
+        return command.fetch(limit=args.limit, dry_run=args.dry_run)

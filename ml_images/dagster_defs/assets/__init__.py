@@ -1,0 +1,1 @@
+"""Assets by group: ``selection`` (eligible and pending products) and ``images`` (per-product images)."""

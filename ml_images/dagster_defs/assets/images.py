@@ -1,0 +1,137 @@
+"""``product_images``: the images of each product, one dynamic partition per product, a batch per run.
+
+Single-run backfill policy: a run carries a range of partitions (``context.partition_keys``), processed by
+``ProductImagePipeline.process_batch`` with overlapping network and CPU work. Each partition gets its own metadata
+through ``context.add_asset_metadata(..., partition_key=key)`` (Dagster 1.13 merges it into that partition's
+materialization event, on top of the batch metadata returned in ``MaterializeResult``).
+
+Failures: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
+fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
+products not finished stay pending and the message says what was done and what is left.
+"""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from ml_images.dagster_defs.assets.selection import pending_image_products
+from ml_images.dagster_defs.config import IMAGE_SEARCH_POOL, ProductImagesConfig, transient_retry_policy
+from ml_images.dagster_defs.metadata import batch_metadata, batch_table, product_metadata
+from ml_images.dagster_defs.partitions import parse_product_key, products_partitions
+from ml_images.dagster_defs.resources import (
+    BackgroundRemoverResource,
+    CatalogDatabaseResource,
+    ImageSearchResource,
+    ImageStoreResource,
+)
+from ml_images.dagster_defs.services import build_pipeline
+from ml_images.errors import ConfigurationError, SearchQuotaError
+from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
+
+
+class ProductLogger:
+    """Logs each finished product to the run's log (called from the step's thread)."""
+
+    def __init__(self, context: AssetExecutionContext, total: int) -> None:
+        self._context = context
+        self._total = total
+        self._done = 0
+
+    def __call__(self, report: ProductReport) -> None:
+        self._done += 1
+        detail = f"{len(report.images)} images" if report.status is ProductStatus.STORED else report.reason_code
+        self._context.log.info(
+            f"product {report.product_id}: {report.status.value} ({detail}); products done {self._done}/{self._total}"
+        )
+
+
+def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Failure:
+    done = [r for r in batch.reports if r.status is not ProductStatus.FAILED]
+    left = [r.product_id for r in batch.reports if r.status is ProductStatus.FAILED]
+    cause = batch.abort_error
+    headline = f"{type(cause).__name__}: {cause}" if cause is not None else f"{len(left)} products failed"
+    return Failure(
+        description=(
+            f"{headline}. Done: {len(done)} of {keys_total} products ({batch.summary()}). "
+            f"Left pending (not finished): {left[:50]}{' …' if len(left) > 50 else ''}"
+        ),
+        metadata={
+            **batch_metadata(batch),
+            **({"stopped_by": type(cause).__name__} if cause is not None else {}),
+            "products": batch_table(batch),
+            "left_pending": MetadataValue.json(left),
+        },
+        allow_retries=allow_retries,
+    )
+
+
+def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> AssetsDefinition:
+    """The asset; tests build it with a fast retry policy, the code location with ``transient_retry_policy()``."""
+
+    @asset(
+        name="product_images",
+        group_name="images",
+        kinds={"python", "s3"},
+        partitions_def=products_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[pending_image_products],
+        pool=IMAGE_SEARCH_POOL,
+        retry_policy=retry_policy if retry_policy is not None else transient_retry_policy(),
+        description=(
+            "Up to 5 photos per product: searched, downloaded safely, normalised to a white 1200×1200 JPEG (the "
+            "main picture with its background removed), stored, and recorded as product_image rows in one "
+            "transaction. One partition per product id; a run processes a range of partitions."
+        ),
+    )
+    def product_images(
+        context: AssetExecutionContext,
+        config: ProductImagesConfig,
+        catalog: CatalogDatabaseResource,
+        image_search: ImageSearchResource,
+        image_store: ImageStoreResource,
+        background_remover: BackgroundRemoverResource,
+    ) -> MaterializeResult:
+        keys = list(context.partition_keys)
+        ids: list[int] = []
+        for key in keys:
+            pid = parse_product_key(key)
+            if pid is None:
+                context.add_asset_metadata(
+                    {
+                        "status": ProductStatus.SKIPPED.value,
+                        "reason_code": "invalid_partition_key",
+                        "reason": f"partition key {key!r} is not a product id",
+                    },
+                    partition_key=key,
+                )
+            else:
+                ids.append(pid)
+        if context.retry_number:
+            context.log.info(f"retry {context.retry_number}: products already done are skipped")
+        pipeline = build_pipeline(catalog, image_search, image_store, background_remover, search_cache=not config.force)
+        batch = pipeline.process_batch(
+            ids, context.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
+        )
+        context.log.info(batch.summary())
+
+        if batch.abort_error is not None:
+            retryable = not isinstance(batch.abort_error, SearchQuotaError | ConfigurationError)
+            raise _failure(batch, len(keys), allow_retries=retryable) from batch.abort_error
+        if batch.with_status(ProductStatus.FAILED):
+            raise _failure(batch, len(keys), allow_retries=True)
+
+        for report in batch.reports:
+            context.add_asset_metadata(product_metadata(report), partition_key=str(report.product_id))
+        return MaterializeResult(metadata=batch_metadata(batch))
+
+    return product_images
+
+
+product_images = build_product_images_asset()

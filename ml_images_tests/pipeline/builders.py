@@ -1,0 +1,74 @@
+"""Builds a ``ProductImagePipeline`` from real parts pointed at a test catalog, an ``ImageWeb`` and a store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from ml_images.catalog.recorder import ImageRecorder
+from ml_images.catalog.rules import parse_publication_rules
+from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
+from ml_images.download.safe_downloader import SafeDownloader
+from ml_images.pipeline.catalog_products import CatalogProducts
+from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
+from ml_images.processing.background import BackgroundRemover
+from ml_images.processing.processor import ImageProcessorService
+from ml_images.search.cache import SearchCache
+from ml_images.search.factory import build_search_service
+from ml_images.search.query import QueryConstructor
+from ml_images.search.retry import RetryPolicy
+from ml_images.search.service import ImageSearchService
+from ml_images.settings import Settings
+from ml_images.storage.base import ImageStore
+from ml_images.storage.local import LocalImageStore
+from ml_images_tests.pipeline.support import API_KEY, Catalog, ImageWeb
+
+
+def search_service(catalog: Catalog, web: ImageWeb, *, cache: bool = True) -> ImageSearchService:
+    settings = replace(
+        Settings.from_env(),
+        search_provider="brave",
+        search_endpoint=web.search_endpoint,
+        brave_api_key=API_KEY,
+    )
+    service = build_search_service(settings, cache=SearchCache(catalog.session_factory) if cache else None)
+    # Fast retries: a 503 is still retried (that is what is tested), without seconds of backoff.
+    service.retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+    return service
+
+
+def make_pipeline(
+    catalog: Catalog,
+    web: ImageWeb,
+    remover: BackgroundRemover | None,
+    *,
+    store: ImageStore | None = None,
+    root: Path | None = None,
+    recorder: ImageRecorder | None = None,
+    concurrency: BatchConcurrency | None = None,
+    max_images: int = 5,
+    search_cache: bool = True,
+) -> ProductImagePipeline:
+    sf = catalog.session_factory
+    selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
+    if store is None:
+        if root is None:
+            raise ValueError("give a store or a root folder")
+        store = LocalImageStore(root)
+    return ProductImagePipeline(
+        products=CatalogProducts(sf),
+        selector=selector,
+        recorder=recorder or ImageRecorder(sf),
+        queries=QueryConstructor(),
+        search=search_service(catalog, web, cache=search_cache),
+        downloader=SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
+        processor=ImageProcessorService(remover),
+        store=store,
+        max_images=max_images,
+        concurrency=concurrency,
+    )
+
+
+def pending_ids(catalog: Catalog) -> list[int]:
+    selector = ImageCandidateSelector(MercadoLibreFilter(catalog.session_factory, parse_publication_rules(None)))
+    return [p.id for p in selector.get_pending_image_products()]
