@@ -1,0 +1,176 @@
+"""``ImageSearchService``: one product query → up to ``count`` usable candidates, at the lowest cost.
+
+Cache first (a hit costs no call). Otherwise pages are fetched one at a time, retried on 429/5xx, and a
+next page is asked for only while the usable candidates are fewer than ``count``. Candidates are filtered
+before anything is downloaded: bad URLs, duplicates, blocked domains (subdomains included), Google
+thumbnails, SVG/GIF by extension, and sizes under ``min_side`` when the provider reports a size. Each
+filtered candidate becomes a ``Refusal(stage="search")`` in ``SearchOutcome.dropped``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from ml_images.errors import CatalogUnavailableError
+from ml_images.refusals import Refusal
+from ml_images.search.blocklist import DEFAULT_BLOCKED_DOMAINS, DomainBlocklist, host_of
+from ml_images.search.cache import SearchCache
+from ml_images.search.candidates import ImageCandidate, SearchOutcome
+from ml_images.search.providers import ImageSearchProvider
+from ml_images.search.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_EXTENSIONS = (".svg", ".svgz", ".gif")
+# Google Images "originals" that are really its ~200 px thumbnails (reported by SerpApi users since 2025).
+_THUMBNAIL_HOST = re.compile(r"^encrypted-tbn\d*\.gstatic\.com$")
+
+
+def _url_key(url: str) -> tuple[str, str, str, str] | None:
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    netloc = host.lower() + (f":{port}" if port else "")
+    return parts.scheme.lower(), netloc, parts.path or "/", parts.query
+
+
+class ImageSearchService:
+    def __init__(
+        self,
+        provider: ImageSearchProvider,
+        *,
+        cache: SearchCache | None = None,
+        count: int = 5,
+        blocked_domains: Iterable[str] = DEFAULT_BLOCKED_DOMAINS,
+        min_side: int = 500,
+        max_pages: int = 3,
+        per_page: int = 20,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if count < 1 or max_pages < 1 or per_page < 1:
+            raise ValueError("count, max_pages and per_page must be >= 1")
+        self.provider = provider
+        self.cache = cache
+        self.count = count
+        self.blocklist = DomainBlocklist(blocked_domains)
+        self.min_side = min_side
+        self.max_pages = max_pages
+        self.per_page = per_page
+        self.retry = retry or RetryPolicy()
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
+
+    # filtering ------------------------------------------------------------------------------------------------
+    def _refusal(self, candidate: ImageCandidate, seen: set[tuple[str, str, str, str]]) -> Refusal | None:
+        url = candidate.image_url
+        key = _url_key(url)
+        if key is None:
+            return Refusal("search", "bad_url", url, "not an absolute http(s) URL")
+        if key in seen:
+            return Refusal("search", "duplicate", url, "same image URL as a better-ranked candidate")
+        for label, host in (("image", host_of(url)), ("page", host_of(candidate.page_url))):
+            blocked = self.blocklist.match(host)
+            if blocked:
+                return Refusal("search", "blocked_domain", url, f"{label} host {host} is blocked ({blocked})")
+        if _THUMBNAIL_HOST.match(key[1].split(":")[0]):
+            return Refusal("search", "thumbnail", url, "a Google thumbnail, not the original image")
+        if key[2].lower().endswith(_UNSUPPORTED_EXTENSIONS):
+            return Refusal("search", "unsupported_format", url, "SVG/GIF by extension")
+        sides = [s for s in (candidate.width, candidate.height) if s is not None]
+        if sides and min(sides) < self.min_side:
+            size = f"{candidate.width or '?'}x{candidate.height or '?'}"
+            return Refusal("search", "too_small", url, f"reported {size}, minimum side {self.min_side}")
+        return None
+
+    def filter(
+        self, candidates: Sequence[ImageCandidate], seen: set[tuple[str, str, str, str]] | None = None
+    ) -> tuple[list[ImageCandidate], list[Refusal]]:
+        """Usable candidates (in order) and refusals for the rest; ``seen`` carries URLs across pages."""
+        seen = set() if seen is None else seen
+        usable: list[ImageCandidate] = []
+        dropped: list[Refusal] = []
+        for candidate in candidates:
+            refusal = self._refusal(candidate, seen)
+            if refusal is None:
+                key = _url_key(candidate.image_url)
+                assert key is not None  # _refusal returned None, so the URL parsed
+                seen.add(key)
+                usable.append(candidate)
+            else:
+                dropped.append(refusal)
+        return usable, dropped
+
+    @staticmethod
+    def _ranked(candidates: Sequence[ImageCandidate]) -> list[ImageCandidate]:
+        return [dataclasses.replace(c, rank=i) for i, c in enumerate(candidates)]
+
+    # cache ----------------------------------------------------------------------------------------------------
+    def _cached(self, query: str) -> list[ImageCandidate] | None:
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(self.provider.name, query)
+        except CatalogUnavailableError as exc:
+            log.warning("search cache unavailable, searching anyway: %s", exc)
+            return None
+
+    def _store(self, query: str, candidates: list[ImageCandidate], calls: int) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(self.provider.name, query, candidates, calls)
+        except CatalogUnavailableError as exc:
+            log.warning("search results not cached: %s", exc)
+
+    # search ---------------------------------------------------------------------------------------------------
+    def search(self, query: str) -> SearchOutcome:
+        """Up to ``count`` usable candidates for ``query``, ranked 0..n-1.
+
+        Raises ``SearchQuotaError`` (quota/credentials: stop the run) and ``SearchUnavailableError`` (the
+        provider kept failing). An empty candidate list is a normal outcome: "no search results".
+        """
+        query = " ".join(query.split())
+        if not query:
+            return SearchOutcome(query="", candidates=[], calls=0)
+        cached = self._cached(query)
+        if cached is not None:
+            usable, dropped = self.filter(cached)
+            return SearchOutcome(query, self._ranked(usable[: self.count]), calls=0, cached=True, dropped=dropped)
+
+        usable = []
+        dropped = []
+        seen: set[tuple[str, str, str, str]] = set()
+        calls = 0
+        for page in range(self.max_pages):
+            fetch = functools.partial(self.provider.fetch_page, query, page, self.per_page)
+            result = self.retry.call(fetch, describe=f"{self.provider.name} image search")
+            calls += 1
+            dropped.extend(result.dropped)
+            page_usable, page_dropped = self.filter(result.candidates, seen)
+            usable.extend(page_usable)
+            dropped.extend(page_dropped)
+            if len(usable) >= self.count or not result.has_more:
+                break
+        candidates = self._ranked(usable[: self.count])
+        self._store(query, candidates, calls)
+        log.info(
+            "%s search %r: %d usable, %d dropped, %d call(s)",
+            self.provider.name,
+            query,
+            len(candidates),
+            len(dropped),
+            calls,
+        )
+        return SearchOutcome(query, candidates, calls, cached=False, dropped=dropped)
