@@ -137,6 +137,8 @@ def test_pending_excludes_products_with_images(
     assert [p.id for p in selector.get_pending_image_products(limit=1)] == [without]
     assert selector.get_pending_image_products(limit=0) == []
     assert selector.count_pending() == 2
+    assert selector.pending_product_ids() == [without, newest]
+    assert selector.pending_product_ids(limit=1, exclude_ids=[without]) == [newest]
     assert selector.needs_images(without) == (True, None)
     assert selector.needs_images(with_images) == (False, "has_images")
 
@@ -196,6 +198,7 @@ def test_cooldown_after_a_fruitless_attempt(
 
     assert {p.id for p in selector.get_pending_image_products()} == {failed, old_fruitless, retried}
     assert selector.count_pending() == 3
+    assert selector.pending_product_ids() == [p.id for p in selector.get_pending_image_products()]
     assert fruitless in {p.id for p in selector.get_pending_image_products(ignore_cooldown=True)}
     assert fruitless in {
         p.id for p in ImageCandidateSelector(product_filter, cooldown_hours=0.5).get_pending_image_products()
