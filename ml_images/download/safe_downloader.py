@@ -403,7 +403,7 @@ class SafeDownloader:
                     decode_content=True,
                     release_conn=False,
                 )
-            except NewConnectionError as exc:  # refused/unreachable: try the host's next vetted address
+            except ConnectTimeoutError as exc:  # refused, unreachable or silent: try the host's next vetted address
                 pool.close()
                 last_error = exc
                 continue

@@ -353,3 +353,10 @@ def test_one_downloader_shared_by_threads(server: LocalServer) -> None:
 
 def test_download_all_of_nothing() -> None:
     assert local_downloader().download_all([]) == []
+
+
+def test_next_vetted_address_is_tried_when_one_refuses(server: LocalServer) -> None:
+    server.serve("/p.png", PNG)
+    # Nothing listens on [::1] at the server's port (it is bound to 127.0.0.1 only).
+    downloader = SafeDownloader(allowed_private_hosts=["dual.test"], resolver=lambda host, port: ["::1", "127.0.0.1"])
+    assert downloader.download(ImageCandidate(image_url=server.url("/p.png", host="dual.test"))).format == "png"
