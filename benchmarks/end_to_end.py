@@ -1,0 +1,330 @@
+"""Issue 7.1 — end to end: products per minute through the real Dagster path, against the compute floor and the
+sequential original flow, on the same candidates in the same invocation.
+
+Set-up (not timed): a catalog of N eligible products (PostgreSQL when a server answers, else SQLite) each with K
+distinct 1000×1000 JPEG candidates; a local fixture search server answering in Brave's JSON format with realistic
+latency (default 300 ms per search call, 150 ms per image); moto's S3 API server in its own process; a fresh
+bucket, catalog database and ``DAGSTER_HOME`` per repeat.
+
+Timed: ``ml-images fetch`` as a user runs it — a fresh process that runs the selection and then the batched
+``product_images_job`` runs through Dagster, recording them in ``DAGSTER_HOME``. The wall clock covers the whole
+command (interpreter start, imports and model load included). The figure is products stored per minute.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.baselines import (
+    FloorResult,
+    SequentialResult,
+    compute_floor,
+    reference_floor_products_per_minute,
+    sequential_original_flow,
+)
+from benchmarks.harness import (
+    BenchProduct,
+    ForeignLoad,
+    MonitoredRun,
+    MotoS3Server,
+    bench_root,
+    catalog_database,
+    make_products,
+    product_photos,
+    run_monitored,
+    seed_catalog,
+    stored_image_counts,
+    summarize,
+    venv_script,
+)
+from benchmarks.orchestration_overhead import RunTiming, collect_run_timings
+
+FLOOR_GOAL = 0.7  # at least 0.7 of the compute floor
+SEQUENTIAL_GOAL = 4.0  # at least 4× the sequential original flow
+FIXTURE_API_KEY = "bench-fixture-key"
+
+# Variables of the developer's shell that must not leak into the measured command.
+_SCRUBBED_PREFIXES = ("AWS_", "ML_IMAGES_", "DAGSTER_", "BRAVE_", "SERPAPI_", "GOOGLE_", "SEARXNG_", "MERCADOLIBRE_")
+_SCRUBBED = {"IMAGE_SEARCH_COUNT", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"}
+
+
+@dataclass(frozen=True)
+class EndToEndConfig:
+    products: int = 100
+    candidates: int = 5
+    repeats: int = 3
+    search_latency_s: float = 0.3
+    image_latency_s: float = 0.15
+    image_size: int = 1000
+    batch_size: int = 25  # ml-images fetch's default
+    sequential_products: int = 30  # the sequential flow is linear in products; a subset gives its rate
+    prefer_postgres: bool = True
+    run_sequential: bool = True
+    run_floor: bool = True
+    timeout_s: float = 1800.0
+
+
+@dataclass
+class RealPathRun:
+    process: MonitoredRun
+    timings: list[RunTiming]
+    products: int
+    products_stored: int
+    images_stored: int
+    objects_in_bucket: int
+    backend: str
+    foreign_cores: float
+
+    @property
+    def products_per_minute(self) -> float:
+        return 60.0 * self.products_stored / self.process.wall_s
+
+
+@dataclass
+class EndToEndResult:
+    config: EndToEndConfig
+    backend: str
+    real: list[RealPathRun] = field(default_factory=list)
+    floor: list[FloorResult] = field(default_factory=list)
+    sequential: list[SequentialResult] = field(default_factory=list)
+
+    # -- the table ---------------------------------------------------------------------------------------------
+
+    def title(self) -> str:
+        cfg = self.config
+        return (
+            f"End to end — {cfg.products} products × {cfg.candidates} candidates ({cfg.image_size}² JPEG), "
+            f"search {cfg.search_latency_s * 1e3:.0f} ms, image {cfg.image_latency_s * 1e3:.0f} ms, "
+            f"batch {cfg.batch_size}, {len(self.real)} repeat(s), median (min–max)"
+        )
+
+    def rows(self) -> list[dict[str, str]]:
+        cfg = self.config
+        real = summarize([r.products_per_minute for r in self.real])
+        rows = [
+            {
+                "path": f"real Dagster path (`ml-images fetch`, catalog on {self.backend}, S3 on moto)",
+                "products/min": real.fmt(1),
+                "wall s": summarize([r.process.wall_s for r in self.real]).fmt(1),
+                "ratio": "1.00",
+                "goal": "",
+                "note": f"{min(r.products_stored for r in self.real)}–{max(r.products_stored for r in self.real)}"
+                f"/{cfg.products} products stored, {self.real[0].images_stored} images; "
+                f"foreign load {summarize([r.foreign_cores for r in self.real]).fmt(2)} cores",
+            }
+        ]
+        if self.floor:
+            floor = summarize([f.products_per_minute for f in self.floor])
+            ratio = real.median / floor.median
+            rows.append(
+                {
+                    "path": "compute floor (warm session, 2 threads × 1 ONNX thread, no network)",
+                    "products/min": floor.fmt(1),
+                    "wall s": summarize([f.wall_s for f in self.floor]).fmt(1),
+                    "ratio": f"real/floor = {ratio:.2f}",
+                    "goal": _verdict(ratio, FLOOR_GOAL, "of the floor"),
+                    "note": f"{self.floor[0].images_out}/{self.floor[0].images_in} images kept; "
+                    f"foreign load {summarize([f.foreign_cores for f in self.floor]).fmt(2)} cores",
+                }
+            )
+        reference = reference_floor_products_per_minute(cfg.candidates)
+        rows.append(
+            {
+                "path": "compute-limits.md floor (285 ms + 29 ms per later image, 800² canvas)",
+                "products/min": f"{reference:.1f}",
+                "wall s": f"{cfg.products * 60 / reference:.1f}",
+                "ratio": f"real/reference = {real.median / reference:.2f}",
+                "goal": "(reference only)",
+                "note": "measured once on this machine; this run's floor above is the yardstick",
+            }
+        )
+        if self.sequential:
+            seq = summarize([s.products_per_minute for s in self.sequential])
+            ratio = real.median / seq.median
+            rows.append(
+                {
+                    "path": "sequential original flow (fresh processor + session per product, one image at a time)",
+                    "products/min": seq.fmt(1),
+                    "wall s": summarize([s.wall_s for s in self.sequential]).fmt(1),
+                    "ratio": f"real/sequential = {ratio:.2f}×",
+                    "goal": _verdict(ratio, SEQUENTIAL_GOAL, "× the sequential flow"),
+                    "note": f"first {self.sequential[0].products} products, "
+                    f"{self.sequential[0].images_stored} images stored",
+                }
+            )
+        return rows
+
+
+def _verdict(value: float, goal: float, what: str) -> str:
+    if value >= goal:
+        return f"met (≥ {goal:g} {what})"
+    return f"MISSED by {goal - value:.2f} ({value:.2f} < {goal:g} {what}; {100 * (goal - value) / goal:.0f} % short)"
+
+
+# ------------------------------------------------------------------------------------------------ environment
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the pipeline's configuration variables, credentials or proxies."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _SCRUBBED and not any(k.startswith(prefix) for prefix in _SCRUBBED_PREFIXES)
+    }
+
+
+def pipeline_environment(
+    *, home: Path, dagster_home: Path, database_url: str, search_endpoint: str, s3_env: dict[str, str]
+) -> dict[str, str]:
+    env = clean_environment()
+    env.update(
+        {
+            "ML_IMAGES_HOME": str(home),
+            "DAGSTER_HOME": str(dagster_home),
+            "ML_IMAGES_DATABASE_URL": database_url,
+            "ML_IMAGES_SEARCH_PROVIDER": "brave",
+            "BRAVE_SEARCH_API_KEY": FIXTURE_API_KEY,
+            "ML_IMAGES_SEARCH_ENDPOINT": search_endpoint,
+            "ML_IMAGES_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+            "IMAGE_SEARCH_COUNT": "5",
+            "PYTHONUNBUFFERED": "1",
+            **s3_env,
+        }
+    )
+    # The catalog's category rule: MONITOR at any price (one of the original's three rules).
+    env["MERCADOLIBRE_PUBLICATION_RULES"] = '{"MONITOR": 0}'
+    return env
+
+
+@contextmanager
+def fixture_search(products: Sequence[BenchProduct], config: EndToEndConfig) -> Iterator[str]:
+    """The fixture search server for these products; yields its Brave-format search endpoint."""
+    from ml_images.demo.fixture_server import FixtureSearchServer
+
+    catalog = {p.query_terms: list(p.photos) for p in products}
+    with FixtureSearchServer(
+        catalog,
+        search_latency=config.search_latency_s,
+        image_latency=config.image_latency_s,
+        api_key=FIXTURE_API_KEY,
+    ) as server:
+        yield server.search_endpoint
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=bench_root()))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -------------------------------------------------------------------------------------------------- the paths
+
+
+def run_real_path(
+    products: Sequence[BenchProduct],
+    config: EndToEndConfig,
+    *,
+    search_endpoint: str,
+    s3: MotoS3Server,
+    fetch_args: Sequence[str] = (),
+) -> RealPathRun:
+    """One timed ``ml-images fetch`` over a freshly seeded catalog, bucket and Dagster instance."""
+    with scratch_dir("e2e_") as work, catalog_database(work, prefer_postgres=config.prefer_postgres) as catalog:
+        seed_catalog(catalog.url, products)
+        bucket = s3.create_bucket()
+        dagster_home = work / "dagster_home"
+        dagster_home.mkdir()
+        # No usage statistics from benchmark instances (it would also write a telemetry log line per run).
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = pipeline_environment(
+            home=work / "home",
+            dagster_home=dagster_home,
+            database_url=catalog.url,
+            search_endpoint=search_endpoint,
+            s3_env=s3.env(bucket),
+        )
+        with ForeignLoad() as load:
+            process = run_monitored(
+                [venv_script("ml-images"), "fetch", "--batch-size", str(config.batch_size), *fetch_args],
+                env=env,
+                cwd=work,
+                timeout_s=config.timeout_s,
+            )
+        process.check()
+        counts = stored_image_counts(catalog.url)
+        timings = collect_run_timings(dagster_home)
+        return RealPathRun(
+            process=process,
+            timings=timings,
+            products=len(products),
+            products_stored=sum(1 for n in counts.values() if n > 0),
+            images_stored=sum(counts.values()),
+            objects_in_bucket=s3.object_count(bucket),
+            backend=catalog.backend,
+            foreign_cores=load.foreign_cores,
+        )
+
+
+def run_sequential(
+    products: Sequence[BenchProduct], config: EndToEndConfig, *, search_endpoint: str, s3: MotoS3Server
+) -> SequentialResult:
+    """The sequential original flow in this process, over its own freshly seeded catalog and bucket."""
+    with scratch_dir("seq_") as work, catalog_database(work, prefer_postgres=config.prefer_postgres) as catalog:
+        ids = seed_catalog(catalog.url, products)
+        env = pipeline_environment(
+            home=work / "home",
+            dagster_home=work,
+            database_url=catalog.url,
+            search_endpoint=search_endpoint,
+            s3_env=s3.env(s3.create_bucket()),
+        )
+        result = sequential_original_flow(ids, settings_env=env)
+        if result.products_with_images != len(ids):
+            raise RuntimeError(
+                f"the sequential flow stored images for {result.products_with_images}/{len(ids)} products"
+            )
+        return result
+
+
+def run(config: EndToEndConfig, *, log: bool = True) -> EndToEndResult:
+    """All three paths, ``config.repeats`` times, interleaved so the machine's noise hits them alike."""
+    photos = product_photos(config.products, config.candidates, size=config.image_size)
+    products = make_products(config.products, photos)
+    seq_products = products[: max(1, min(config.sequential_products, config.products))]
+    result = EndToEndResult(config=config, backend="")
+    with MotoS3Server() as s3, fixture_search(products, config) as endpoint:
+        for repeat in range(config.repeats):
+            real = run_real_path(products, config, search_endpoint=endpoint, s3=s3)
+            result.real.append(real)
+            result.backend = real.backend
+            if log:
+                print(
+                    f"  repeat {repeat + 1}/{config.repeats}: real path {real.products_per_minute:.1f} products/min "
+                    f"({real.products_stored}/{real.products} stored, {real.process.wall_s:.1f} s, "
+                    f"peak RSS {real.process.max_rss_mib:.0f} MiB)",
+                    flush=True,
+                )
+            if config.run_floor:
+                floor = compute_floor(photos)
+                result.floor.append(floor)
+                if log:
+                    print(
+                        f"  repeat {repeat + 1}: compute floor {floor.products_per_minute:.1f} products/min", flush=True
+                    )
+            if config.run_sequential:
+                seq = run_sequential(seq_products, config, search_endpoint=endpoint, s3=s3)
+                result.sequential.append(seq)
+                if log:
+                    print(
+                        f"  repeat {repeat + 1}: sequential flow {seq.products_per_minute:.1f} products/min", flush=True
+                    )
+    return result
