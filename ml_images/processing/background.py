@@ -108,6 +108,10 @@ class BackgroundRemover:
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self.intra_op_threads
                 options.inter_op_num_threads = 1
+                # The memory pattern pre-plans one block per concurrent Run(): with the two threads sharing this
+                # session that held 1.05 GiB peak; without it tensors are freed as soon as they are dead and the
+                # peak is 0.8 GiB, with no measurable change in inference time (A/B interleaved on this machine).
+                options.enable_mem_pattern = False
                 log.info("loading rembg model %s (%d intra-op threads)", self.model_name, self.intra_op_threads)
                 self._session = new_session(self.model_name, sess_opts=options)
             return self._session

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
+from ml_images.errors import ConfigurationError
 from ml_images.processing.results import ImageRefused
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
 def decode_image(data: bytes, *, min_side: int, max_pixels: int, fit_box: int | None = None) -> DecodedImage:
     """Decode ``data`` or raise ``ImageRefused`` (``unsupported_format``, ``corrupt``, ``decompression_bomb``,
     ``too_small``). ``fit_box``: the longest side the caller will scale to, so a JPEG can be drafted down."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # A process-wide Pillow switch some libraries flip: with it on, truncated files decode as grey half-images.
+        raise ConfigurationError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process; refusing to decode")
     if not data:
         raise ImageRefused("corrupt", "empty file")
     im = _open(data)

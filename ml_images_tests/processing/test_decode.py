@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from PIL import GifImagePlugin, Image
+from PIL import GifImagePlugin, Image, ImageFile
 
+from ml_images.errors import ConfigurationError
 from ml_images.processing.decode import decode_image
 from ml_images.processing.results import ImageRefused
 from ml_images_tests.processing.images import (
@@ -154,6 +155,12 @@ def test_truncated_files_are_refused_never_half_decoded(fmt):
     data = encode(product_photo(600, 600), fmt)
     cut = refusal(data[: len(data) // 2])
     assert cut.reason == "corrupt"
+
+
+def test_truncated_images_are_never_accepted_even_if_pillow_was_told_to(monkeypatch):
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ConfigurationError, match="LOAD_TRUNCATED_IMAGES"):
+        decode(encode(product_photo(600, 600), "JPEG"))
 
 
 def test_garbage_after_a_valid_magic_is_corrupt():
