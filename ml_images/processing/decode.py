@@ -150,6 +150,15 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
     return canvas
 
 
+def _shrink(im: Image.Image, fit_box: int | None) -> Image.Image:
+    """Integer box-reduce what is at least twice the size needed: a 40 MP PNG is not carried through the mode and
+    colour conversions at full size (the JPEG equivalent is ``draft()``). The result stays >= ``fit_box``."""
+    if not fit_box:
+        return im
+    factor = max(im.size) // fit_box
+    return im.reduce(factor) if factor >= 2 else im
+
+
 def decode_image(data: bytes, *, min_side: int, max_pixels: int, fit_box: int | None = None) -> DecodedImage:
     """Decode ``data`` or raise ``ImageRefused`` (``unsupported_format``, ``corrupt``, ``decompression_bomb``,
     ``too_small``). ``fit_box``: the longest side the caller will scale to, so a JPEG can be drafted down."""
@@ -176,7 +185,11 @@ def decode_image(data: bytes, *, min_side: int, max_pixels: int, fit_box: int | 
         ImageOps.exif_transpose(im, in_place=True)
         icc = im.info.get("icc_profile")
         had_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and im.has_transparency_data)
-        normalised = _flatten_on_white(_to_srgb(_normalise_mode(im), icc))
+        normalised = _normalise_mode(im)
+        if normalised.mode != "RGBA":  # shrink before the colour work (alpha is flattened first: no fringes)
+            normalised = _shrink(normalised, fit_box)
+        normalised = _flatten_on_white(_to_srgb(normalised, icc))
+        normalised = _shrink(normalised, fit_box)
     except Image.DecompressionBombError as exc:
         raise ImageRefused("decompression_bomb", str(exc)) from exc
     except ImageRefused:

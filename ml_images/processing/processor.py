@@ -145,7 +145,7 @@ class ImageProcessorService:
             removed, rejected = canvas is not None, canvas is None
             extra.append(perceptual_hash(preview))
         if canvas is None:
-            canvas = self._plain_canvas(decoded.image)
+            canvas = self._plain_canvas(decoded)
         jpeg = cv.encode_jpeg(canvas, self.jpeg_quality)
         canvas_hash = perceptual_hash(canvas)
         image = ProcessedImage(
@@ -166,10 +166,23 @@ class ImageProcessorService:
         if luma < self.dark_edge_threshold:
             raise ImageRefused("dark_background", f"edge luminance {luma:.0f} < {self.dark_edge_threshold:g} ({when})")
 
-    def _plain_canvas(self, image: Image.Image) -> Image.Image:
-        """No removal: refuse a dark backdrop, trim a near-white border, centre on white."""
+    def _plain_canvas(self, decoded: DecodedImage) -> Image.Image:
+        """No removal: refuse a dark backdrop, trim a near-white border, centre on white.
+
+        A picture with nothing but white (a blank) or with a speck of content in a white field (the typical "no
+        image available" placeholder, or a tiny thumbnail pasted on white) is refused rather than blown up."""
+        image = decoded.image
         self._check_background(image, "no background removal")
-        bbox = cv.content_bbox(image) or (0, 0, image.width, image.height)
+        bbox = cv.content_bbox(image)
+        if bbox is None:
+            raise ImageRefused("blank", "nothing but white")
+        to_source = max(decoded.source_size) / max(image.size)  # decoding may have drafted/reduced the image
+        content_side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) * to_source
+        if content_side < self.min_side / 2:
+            raise ImageRefused(
+                "too_small",
+                f"the content is only {content_side:.0f} px across in a white field (min {self.min_side / 2:.0f})",
+            )
         return cv.compose(image, _float_box(bbox), canvas_size=self.canvas_size, fill_ratio=self.fill_ratio)
 
     def _remove_and_compose(self, decoded: DecodedImage, url: str) -> tuple[Image.Image | None, Image.Image]:

@@ -181,3 +181,12 @@ def test_large_jpeg_is_drafted_to_what_the_canvas_needs():
     result = decode(data, fit_box=1080)
     assert result.source_size == (2400, 1800)
     assert result.image.size == (1200, 900)  # DCT scale 1/2: still larger than the 1080 box
+
+
+def test_large_png_is_reduced_before_the_colour_work():
+    image = Image.new("RGBA", (2400, 1600), (0, 0, 0, 0))
+    image.paste((30, 30, 200, 255), (600, 400, 1800, 1200))
+    result = decode(encode(image, "PNG"), fit_box=1080)
+    assert result.image.size == (1200, 800)  # reduced 2× (3× would fall under the 1080 box)
+    assert result.image.getpixel((5, 5)) == (255, 255, 255)
+    assert result.image.getpixel((600, 400)) == (30, 30, 200)

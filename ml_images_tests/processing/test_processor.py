@@ -74,6 +74,20 @@ def test_white_border_of_a_studio_photo_is_trimmed_before_scaling(remover):
     assert xs.max() - xs.min() + 1 == pytest.approx(0.45 * CANVAS, abs=4)
 
 
+def test_blank_and_placeholder_pictures_are_refused():
+    blank = Image.new("RGB", (800, 800), (255, 255, 255))
+    placeholder = blank.copy()
+    placeholder.paste((150, 150, 150), (350, 380, 450, 420))  # a small grey "no image" mark
+    svc = service(None)
+    with pytest.raises(ImageRefused) as info:
+        svc.process_one(downloaded(encode(blank, "PNG"), fmt="png"), remove_background=False)
+    assert info.value.reason == "blank"
+    with pytest.raises(ImageRefused) as info:
+        svc.process_one(downloaded(encode(placeholder, "PNG"), fmt="png"), remove_background=False)
+    assert info.value.reason == "too_small"
+    assert "100 px" in info.value.detail
+
+
 def test_dark_background_is_refused_without_removal(remover):
     photo = product_photo(600, 600, seed=5, background=(12, 12, 14), object_color=(230, 200, 60))
     with pytest.raises(ImageRefused) as info:
