@@ -1,0 +1,200 @@
+"""Status read-back, contact sheet (HTML + PNG) and summary on a small synthetic catalog database."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml_images.catalog.loader import CatalogLoader
+from ml_images.catalog.models import (
+    AttemptOutcome,
+    ImageFetchAttempt,
+    ListingStatus,
+    MercadoLibreListing,
+    ProductImage,
+    ProductMaster,
+)
+from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
+from ml_images.catalog.selection import MercadoLibreFilter
+from ml_images.demo import sample_catalog as sc
+from ml_images.demo.contact_sheet import render_png, write_contact_sheet
+from ml_images.demo.photos import MANIFEST, PhotoSpec, write_photos
+from ml_images.demo.product_models import ProductKind, ProductLook
+from ml_images.demo.runner import write_jsonl
+from ml_images.demo.scenes import Scene, Shot
+from ml_images.demo.status import ProductStatus, collect_status
+from ml_images.demo.summary import format_summary
+from ml_images.refusals import Refusal
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+LOOK = ProductLook(ProductKind.MONITOR, "AOC", wallpaper="rocket")
+SERVER = "http://127.0.0.1:45678/images/"
+
+
+def _photo(name: str, size: tuple[int, int], fmt: str = "jpeg") -> PhotoSpec:
+    return PhotoSpec(name, LOOK, Shot(Scene.LOFT, size[0], size[1], seed=5), fmt)
+
+
+PRODUCTS = (
+    sc.DemoProduct(
+        "MN-A", "SKU-A", "Monitor AOC 24G2 24 IPS", Decimal("299999.00"), "MONITOR", sc.ELIGIBLE, "24G2",
+        (_photo("mn-a-1", (240, 180)), _photo("mn-a-2", (200, 200), "png"), _photo("mn-a-3", (90, 60))),
+        specs={"brand": "AOC", "model": "24G2"},
+    ),
+    sc.DemoProduct(
+        "PC-B", "SKU-B", "Mini PC Genérico N100", Decimal("389999.00"), "COMPUTER", sc.NO_RESULTS, None, (),
+        specs={"brand": "Genérico", "model": "MiniBox"},
+    ),
+    sc.DemoProduct(
+        "NB-C", "SKU-C", "Notebook HP Pavilion 14", Decimal("999999.00"), "NOTEBOOK", sc.INACTIVE, "Pavilion",
+        (_photo("nb-c-1", (240, 180)),), is_active=False,
+    ),
+)  # fmt: skip
+
+
+@pytest.fixture
+def demo_db(session_factory: sessionmaker[Session], tmp_path: Path):
+    """The three products loaded; MN-A stored 2 images (one refusal), PC-B went to ERROR, NB-C untouched."""
+    photos_dir = tmp_path / "home" / "demo" / "photos"
+    photo_paths = write_photos([s for p in PRODUCTS for s in p.photos], photos_dir, workers=1)
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text(write_jsonl(PRODUCTS, NOW), encoding="utf-8")
+    CatalogLoader(session_factory).load(catalog)
+    store = tmp_path / "home" / "images"
+    started = NOW + timedelta(seconds=5)
+    with session_factory() as session, session.begin():
+        ids = {p.code: p.id for p in session.scalars(sa.select(ProductMaster))}
+        for order, source in enumerate(("mn-a-1.jpg", "mn-a-2.png")):
+            key = f"products/MN-A/{order}-abc{order}.jpg"
+            (store / "products" / "MN-A").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (120, 120), "white").save(store / key, "JPEG")
+            session.add(
+                ProductImage(
+                    product_id=ids["MN-A"], url=(store / key).as_uri(), order=order, is_processed=True,
+                    storage_key=key, source_url=SERVER + source, width=1200, height=1200,
+                    background_removed=order == 0, created_at=started + timedelta(seconds=1),
+                )
+            )  # fmt: skip
+        session.add(
+            ImageFetchAttempt(
+                product_id=ids["MN-A"], started_at=started, finished_at=started + timedelta(seconds=2),
+                outcome=AttemptOutcome.STORED.value, search_calls=1, candidates_found=3, images_stored=2,
+                refusals=[Refusal("search", "too_small", SERVER + "mn-a-3.jpg", "90x60 is under 500 px").to_dict()],
+            )
+        )  # fmt: skip
+        reason = "the search for 'Genérico MiniBox COMPUTER' found no candidates"
+        session.add(
+            ImageFetchAttempt(
+                product_id=ids["PC-B"], started_at=started, finished_at=started + timedelta(seconds=1),
+                outcome=AttemptOutcome.NO_IMAGES.value, reason_code="no_candidates", reason=reason, search_calls=1,
+                refusals=[],
+            )
+        )  # fmt: skip
+        session.add(
+            MercadoLibreListing(
+                product_master_id=ids["PC-B"], status=ListingStatus.ERROR, sync_error="images: " + reason
+            )
+        )
+    manifest = json.loads((photos_dir / MANIFEST).read_text())
+    product_filter = MercadoLibreFilter(session_factory, DEFAULT_PUBLICATION_RULES, 24.0)
+    statuses = collect_status(session_factory, PRODUCTS, product_filter, photo_paths, manifest, store_root=store)
+    return statuses, tmp_path / "home", started
+
+
+def test_status_is_read_back_from_the_database(demo_db) -> None:
+    statuses, _home, _ = demo_db
+    a, b, c = statuses
+    assert a.eligible
+    assert a.attempt_outcome == "stored"
+    assert [(i.order, i.background_removed, i.pre_existing) for i in a.stored] == [(0, True, False), (1, False, False)]
+    assert all(i.path is not None and i.path.is_file() for i in a.stored)
+    assert [(c_.stored_as, c_.refusal.reason if c_.refusal else None) for c_ in a.candidates] == [
+        (0, None), (1, None), (None, "too_small"),
+    ]  # fmt: skip
+    assert (a.candidates[1].width, a.candidates[1].height, a.candidates[1].format) == (200, 200, "png")
+    assert b.eligible
+    assert b.listing_status == "ERROR"
+    assert b.attempt_outcome == "no_images"
+    assert b.sync_error is not None
+    assert "found no candidates" in b.sync_error
+    assert b.candidates == []
+    assert b.stored == []
+    assert not c.eligible
+    assert c.ineligible_reason == "inactive"
+    assert c.attempt_outcome is None
+
+
+def test_contact_sheet_html_and_png(demo_db) -> None:
+    statuses, home, _ = demo_db
+    out = home / "demo"
+    html_path, png_path = write_contact_sheet(statuses, out)
+    assert (html_path.name, png_path.name) == ("contact_sheet.html", "contact_sheet.png")
+    page = html_path.read_text(encoding="utf-8")
+    for text in ("MN-A", "PC-B", "NB-C", "too_small", "background removed", "listing ERROR", "found no candidates",
+                 "not eligible: inactive", "stored as #1", "no candidates"):  # fmt: skip
+        assert text in page, text
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == 3 + 2 + 1  # candidates of MN-A, its stored images, the candidate of NB-C
+    for src in sources:
+        assert not src.startswith(("/", "file:")), src  # relative: the folder can be moved
+        assert (out / src).resolve().is_file(), src
+    assert "../images/products/MN-A/0-abc0.jpg" in sources
+    with Image.open(png_path) as im:
+        im.load()
+        assert im.format == "PNG"
+        assert im.width > 1500
+        assert im.height > 3 * 150
+    assert render_png(statuses[:1], title="t").height < render_png(statuses, title="t").height
+
+
+def test_summary_of_a_run(demo_db) -> None:
+    statuses, home, started = demo_db
+    text = format_summary(
+        statuses,
+        run_started=started - timedelta(seconds=1),
+        images_dir=home / "images",
+        contact_sheet=home / "demo" / "contact_sheet.html",
+        dagster_home=home / "dagster_home",
+        fetch_exit_code=0,
+    )
+    assert "This run processed 2 products (1 no_images, 1 stored) and stored 2 images." in text
+    assert "MN-A" in text
+    assert "2 images stored (main picture: background removed); refused: too_small" in text
+    assert "Listings set to ERROR:" in text
+    assert "images: the search for 'Genérico MiniBox COMPUTER'" in text
+    assert "NB-C" in text
+    assert "inactive" in text
+    assert str(home / "images") in text
+    assert "contact_sheet.html" in text
+    assert "make dev" in text
+    assert "a run failed" not in text
+
+
+def test_summary_when_nothing_was_pending(demo_db) -> None:
+    statuses, home, started = demo_db
+    text = format_summary(
+        statuses,
+        run_started=started + timedelta(minutes=5),
+        images_dir=None,
+        contact_sheet=None,
+        dagster_home=home / "dagster_home",
+        fetch_exit_code=1,
+    )
+    assert "Nothing was pending: this run processed 0 products." in text
+    assert "In the catalog: 2 images on 1 product." in text
+    assert "ml-images fetch exited with 1" in text
+
+
+def test_status_of_a_product_missing_from_the_catalog(session_factory: sessionmaker[Session]) -> None:
+    product_filter = MercadoLibreFilter(session_factory, DEFAULT_PUBLICATION_RULES, 24.0)
+    (status,) = collect_status(session_factory, PRODUCTS[1:2], product_filter, {}, {}, store_root=None)
+    assert isinstance(status, ProductStatus)
+    assert (status.product_id, status.eligible, status.ineligible_reason) == (None, False, "not in the catalog")
