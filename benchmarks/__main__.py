@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n[1] end to end: {config}", flush=True)
         e2e = end_to_end.run(config)
         if "end_to_end" in selected:
-            emit(e2e.title(), e2e.rows(), append=append)
+            emit(e2e.title(), e2e.rows(), append=append, notes=e2e.notes())
 
     if "overhead" in selected and e2e is not None:
         from benchmarks.orchestration_overhead import OverheadReport, breakdown, measure_event_write_cost
@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(e2e.real)} repeat(s), median (min–max)",
             report.rows(),
             append=append,
+            notes=report.notes(),
         )
 
     if "selection" in selected:
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Memory — peak RSS of the run process, {len(e2e.real)} repeat(s), median (min–max)",
             memory.rows(),
             append=append,
+            notes=memory.notes(),
         )
 
     print(f"\nbenchmarks finished in {time.perf_counter() - started:.0f} s", flush=True)

@@ -108,6 +108,7 @@ class SequentialResult:
     products_with_images: int
     images_stored: int
     wall_s: float
+    foreign_cores: float = 0.0  # CPU other processes used meanwhile (set by the caller that measured it)
 
     @property
     def products_per_minute(self) -> float:

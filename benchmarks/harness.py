@@ -493,7 +493,20 @@ def run_monitored(
     """Run a command to completion, sampling the peak RSS (VmHWM) of it and every descendant from /proc.
 
     The exact peak of the largest process comes from ``wait4``'s rusage; the samples say which process it was.
+
+    The command is started from a small forkserver worker, not from this process: Linux copies the forking
+    process's RSS high-water mark into the child (``dup_mm``) and keeps it across ``exec``, so a command spawned
+    from a benchmark process that already holds a rembg session would report *that* peak as its own.
     """
+    import multiprocessing
+
+    with multiprocessing.get_context("forkserver").Pool(1) as pool:
+        return pool.apply(_run_monitored_here, (list(argv), dict(env), cwd, timeout_s, sample_interval_s))
+
+
+def _run_monitored_here(
+    argv: list[str], env: dict[str, str], cwd: Path | None, timeout_s: float, sample_interval_s: float
+) -> MonitoredRun:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started_at = time.time()
         t0 = time.perf_counter()

@@ -94,6 +94,27 @@ class MemoryReport:
         ]
         return rows
 
+    def notes(self) -> str:
+        peak = summarize([r.max_rss_mib * _MIB_TO_MB for r in self.runs]).median
+        text = f"Peak {peak:.0f} MB against the {MEMORY_GOAL_MB:.0f} MB goal."
+        values = list(self.parts.values())
+        if len(values) == 3:
+            imports, one, two = (v * _MIB_TO_MB for v in values)
+            text += (
+                f" The imports alone hold {imports:.0f} MB; one CPU worker on the u2netp session brings the process "
+                f"to {one:.0f} MB and two workers sharing it (the pipeline's setting, the best throughput on 2 cores) "
+                f"to {two:.0f} MB: the ONNX Runtime CPU arena grows with each concurrent inference "
+                f"(+{two - one:.0f} MB for the second). The rest of the run process adds {peak - two:+.0f} MB "
+                "(the batch's downloads and canvases in flight, Dagster's run machinery)."
+            )
+            if peak >= MEMORY_GOAL_MB:
+                text += (
+                    f" Goal missed by {peak - MEMORY_GOAL_MB:.0f} MB: bounded by the two concurrent inferences on "
+                    "one arena; one CPU worker, or `enable_cpu_mem_arena=False` (compute-limits.md §6: 533 vs "
+                    "736 MiB, 37 % slower inference), trades throughput for memory."
+                )
+        return text
+
 
 def _short(command: str) -> str:
     parts = command.split()
