@@ -7,8 +7,10 @@ store, so the folder can be moved or zipped) and ``contact_sheet.png`` (composed
 
 from __future__ import annotations
 
+import functools
 import html
 import os
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +63,12 @@ def _status_badges(s: ProductStatus) -> list[tuple[str, str]]:
     return badges
 
 
+def _no_candidates(s: ProductStatus) -> str:
+    if not s.eligible:
+        return "not searched (not eligible)"
+    return "no candidates: the search returns nothing"
+
+
 def _candidate_caption(c: Candidate) -> str:
     ext = {"jpeg": "jpg"}.get(c.format, c.format)
     text = f"{html.escape(c.path.name)}<br>{c.width}×{c.height} {ext}"
@@ -101,7 +109,7 @@ def render_html(statuses: Sequence[ProductStatus], out_dir: Path, *, title: str,
             reason = f'<div class="reason">{html.escape(s.sync_error or s.attempt_reason or "")}</div>'
         before = (
             "".join(_figure(_rel(c.path, out_dir), _candidate_caption(c)) for c in s.candidates)
-            or '<span class="muted">no candidates (the search returns nothing for this product)</span>'
+            or f'<span class="muted">{_no_candidates(s)}</span>'
         )
         after = (
             "".join(
@@ -132,12 +140,30 @@ _ROW_H = max(_THUMB_H, _AFTER) + _CAPTION_H + 2 * _PAD
 _BEFORE_SLOTS, _AFTER_SLOTS = 6, 5
 
 
-# Pillow's built-in font has no ×, →, — or ✗: the PNG is drawn in plain ASCII so it reads with any font.
+# Pillow's built-in font (Aileron) has no accents, ×, → or —: use DejaVu Sans when the system has it, and fall
+# back to plain ASCII text with the built-in font, so the PNG reads everywhere.
 _ASCII = str.maketrans({"×": "x", "→": "->", "—": "-", "✗": "x", "–": "-", "·": "|"})
+_SYSTEM_FONT = "DejaVuSans.ttf"
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    try:
+        return ImageFont.truetype(_SYSTEM_FONT, size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def _has_full_font() -> bool:
+    font = _font(12)
+    return isinstance(font, ImageFont.FreeTypeFont) and font.getname()[0] == "DejaVu Sans"
+
+
+def _plain(text: str) -> str:
+    if _has_full_font():
+        return text
+    folded = unicodedata.normalize("NFKD", text.translate(_ASCII))
+    return "".join(c for c in folded if not unicodedata.combining(c))
 
 
 def _text(
@@ -147,7 +173,7 @@ def _text(
     fill: tuple[int, int, int],
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
 ) -> None:
-    draw.text(xy, text.translate(_ASCII), fill=fill, font=font)
+    draw.text(xy, _plain(text), fill=fill, font=font)
 
 
 def _thumb(path: Path | None, box: tuple[int, int], background: tuple[int, int, int]) -> Image.Image:
@@ -168,7 +194,7 @@ def _wrap(
     draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int
 ) -> list[str]:
     lines: list[str] = []
-    for paragraph in text.split("\n"):
+    for paragraph in _plain(text).split("\n"):
         line = ""
         for word in paragraph.split():
             trial = f"{line} {word}".strip()
@@ -221,8 +247,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
             elif c.refusal is not None:
                 _text(d, (x, y + _PAD + _THUMB_H + 17), f"✗ {c.refusal.reason}", colors["err"], tiny)
         if not s.candidates:
-            _text(d, (_W_INFO, y + _PAD + 40), "no candidates: the search returns nothing", (138, 143, 153),
-                   small)  # fmt: skip
+            _text(d, (_W_INFO, y + _PAD + 40), _no_candidates(s), (138, 143, 153), small)
         _text(d, (after_x - 24, y + _PAD + _AFTER // 2 - 10), "→", (138, 143, 153), _font(20))
         for k, i in enumerate(s.stored[:_AFTER_SLOTS]):
             x = after_x + k * (_AFTER + 8)

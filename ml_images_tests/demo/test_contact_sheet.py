@@ -25,7 +25,7 @@ from ml_images.catalog.models import (
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.demo import sample_catalog as sc
-from ml_images.demo.contact_sheet import render_png, write_contact_sheet
+from ml_images.demo.contact_sheet import render_html, render_png, write_contact_sheet
 from ml_images.demo.photos import MANIFEST, PhotoSpec, write_photos
 from ml_images.demo.product_models import ProductKind, ProductLook
 from ml_images.demo.runner import write_jsonl
@@ -139,7 +139,7 @@ def test_contact_sheet_html_and_png(demo_db) -> None:
     assert (html_path.name, png_path.name) == ("contact_sheet.html", "contact_sheet.png")
     page = html_path.read_text(encoding="utf-8")
     for text in ("MN-A", "PC-B", "NB-C", "too_small", "background removed", "listing ERROR", "found no candidates",
-                 "not eligible: inactive", "stored as #1", "no candidates"):  # fmt: skip
+                 "not eligible: inactive", "stored as #1", "no candidates: the search returns nothing"):  # fmt: skip
         assert text in page, text
     sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == 3 + 2 + 1  # candidates of MN-A, its stored images, the candidate of NB-C
@@ -197,4 +197,5 @@ def test_status_of_a_product_missing_from_the_catalog(session_factory: sessionma
     product_filter = MercadoLibreFilter(session_factory, DEFAULT_PUBLICATION_RULES, 24.0)
     (status,) = collect_status(session_factory, PRODUCTS[1:2], product_filter, {}, {}, store_root=None)
     assert isinstance(status, ProductStatus)
+    assert "not searched (not eligible)" in render_html([status], Path("."), title="t", generated_at=NOW)
     assert (status.product_id, status.eligible, status.ineligible_reason) == (None, False, "not in the catalog")
