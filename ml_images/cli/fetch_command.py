@@ -199,15 +199,15 @@ class FetchCommand:
         from ml_images.dagster_defs.services import build_selection
 
         services = build_selection(self.catalog)
-        selected = services.select(limit=limit)
+        selected = services.select_ids(limit=limit)
         if dry_run:
-            self._print_would_process(selected, services.queries, forced=False)
+            self._print_would_process(services.preview(selected), services.queries, forced=False, total=len(selected))
             return 0
         if not selected:
             self.out("nothing to do: no product needs images")
             return 0
         self.out(f"processing {len(selected)} products in runs of at most {self.batch_size}")
-        return self._finish(self.run_batches([str(p.id) for p in selected], force=False))
+        return self._finish(self.run_batches([str(pid) for pid in selected], force=False))
 
     def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
         from ml_images.dagster_defs.partitions import register_products
@@ -221,7 +221,8 @@ class FetchCommand:
             self.out(f"product {pid} does not exist")
         existing = [found[pid] for pid in dict.fromkeys(ids) if pid in found]
         if dry_run:
-            self._print_would_process(existing, build_selection(self.catalog).queries, forced=True)
+            queries = build_selection(self.catalog).queries
+            self._print_would_process(existing, queries, forced=True, total=len(existing))
             return 1 if missing else 0
         if not existing:
             return 1
@@ -238,13 +239,13 @@ class FetchCommand:
             return 1
         return 0
 
-    def _print_would_process(self, products: Sequence[Any], queries: Any, *, forced: bool) -> None:
+    def _print_would_process(self, products: Sequence[Any], queries: Any, *, forced: bool, total: int) -> None:
         what = "would process (forced, replacing current images)" if forced else "would process"
-        self.out(f"dry run: {what} {len(products)} products; nothing was registered, searched or written")
+        self.out(f"dry run: {what} {total} products; nothing was registered, searched or written")
         for product in products[:PREVIEW_LINES]:
             self.out(f"  {product.id}\t{product.code or '-'}\tquery: {queries.build(product)!r}")
-        if len(products) > PREVIEW_LINES:
-            self.out(f"  … and {len(products) - PREVIEW_LINES} more")
+        if total > len(products[:PREVIEW_LINES]):
+            self.out(f"  … and {total - len(products[:PREVIEW_LINES])} more")
 
 
 def _meta(metadata: Any, key: str) -> Any:

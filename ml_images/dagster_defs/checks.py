@@ -28,7 +28,7 @@ from dagster import (
 from PIL import Image, UnidentifiedImageError
 
 from ml_images.catalog.models import ProductImage
-from ml_images.dagster_defs.partitions import parse_product_key
+from ml_images.dagster_defs.partitions import parse_product_key, run_partition_keys
 from ml_images.dagster_defs.resources import CatalogDatabaseResource, ImageStoreResource
 from ml_images.errors import StorageUnavailableError
 from ml_images.storage.base import ImageStore
@@ -88,11 +88,10 @@ def check_product_images(
 
 
 def _run_product_ids(context: AssetCheckExecutionContext) -> list[int] | None:
-    op_context = context.op_execution_context
-    if not (op_context.has_partition_key or op_context.has_partition_key_range):
+    keys = run_partition_keys(context.run.tags, context.instance)
+    if keys is None:
         return None
-    ids = [parse_product_key(key) for key in op_context.partition_keys]
-    return [pid for pid in ids if pid is not None]
+    return [pid for pid in (parse_product_key(key) for key in keys) if pid is not None]
 
 
 @asset_check(

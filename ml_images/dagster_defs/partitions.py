@@ -103,3 +103,21 @@ def register_products(instance: DagsterInstance, keys: Sequence[str]) -> list[st
     for start in range(0, len(new), _REGISTER_CHUNK):
         instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, new[start : start + _REGISTER_CHUNK])
     return new
+
+
+def run_partition_keys(tags: Mapping[str, str], instance: DagsterInstance) -> list[str] | None:
+    """The ``products`` keys a run targets, from its tags (None when the run names no partition).
+
+    Works for any step of the run, including an unpartitioned asset check executed on its own with partition tags.
+    """
+    if PARTITION_TAG in tags:
+        return [tags[PARTITION_TAG]]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start is None or end is None:
+        return None
+    keys = list(instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME))
+    try:
+        first, last = keys.index(start), keys.index(end)
+    except ValueError:
+        raise ValueError(f"partition range {start}...{end}: both ends must be registered products") from None
+    return keys[first : last + 1]

@@ -79,14 +79,12 @@ def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -
 
         budget = min(limits.max_products_per_tick, free_runs * limits.batch_size)
         selector = build_selection(catalog).selector
-        candidates = selector.get_pending_image_products(
-            budget, exclude_ids=sorted(cursor.requested), exclude_in_flight=True
-        )
+        candidates = selector.pending_product_ids(budget, exclude_ids=sorted(cursor.requested), exclude_in_flight=True)
         if not candidates:
             return SensorResult(skip_reason="no eligible product needs images", cursor=cursor.dump())
 
         registered = context.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME)
-        batches = plan_batches([str(p.id) for p in candidates], registered, limits.batch_size)[:free_runs]
+        batches = plan_batches([str(pid) for pid in candidates], registered, limits.batch_size)[:free_runs]
         requested_keys = [key for batch in batches for key in batch.keys]
         # Registered in batch order, so each batch of new keys is a consecutive range once added.
         new_keys = unregistered(requested_keys, registered)

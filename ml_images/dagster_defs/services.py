@@ -9,6 +9,7 @@ from ml_images.catalog.models import ProductMaster
 from ml_images.catalog.recorder import ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
+from ml_images.dagster_defs.metadata import PREVIEW_ROWS
 from ml_images.dagster_defs.resources import (
     BackgroundRemoverResource,
     CatalogDatabaseResource,
@@ -34,10 +35,22 @@ class SelectionServices:
     selector: ImageCandidateSelector
     queries: QueryConstructor
 
-    def select(self, *, limit: int | None = None, product_ids: Sequence[int] | None = None) -> list[ProductMaster]:
-        """The pending products a selection takes (oldest first), restricted by ``limit`` / ``product_ids``."""
+    def select_ids(self, *, limit: int | None = None, product_ids: Sequence[int] | None = None) -> list[int]:
+        """The pending products a selection takes (oldest first), restricted by ``limit`` / ``product_ids``.
+
+        Explicitly named products skip the cooldown (asking for them is the reason to try again); the other
+        rules still apply. Ids only: a selection may hold most of a large catalog.
+        """
         ids = list(dict.fromkeys(product_ids)) if product_ids else None
-        return self.selector.get_pending_image_products(limit, product_ids=ids)
+        return self.selector.pending_product_ids(limit, product_ids=ids, ignore_cooldown=ids is not None)
+
+    def preview(self, product_ids: Sequence[int]) -> list[ProductMaster]:
+        """The products (rows) of the first ``PREVIEW_ROWS`` selected ids, in the same order."""
+        ids = list(product_ids)[:PREVIEW_ROWS]
+        if not ids:
+            return []
+        found = {p.id: p for p in self.selector.get_pending_image_products(product_ids=ids, ignore_cooldown=True)}
+        return [found[i] for i in ids if i in found]
 
 
 def build_selection(

@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,7 +148,7 @@ class ImageWeb:
     def add(self, model: str, images: Sequence[bytes] | int = 3, *, seed: int | None = None) -> list[str]:
         """What a search for ``model`` returns: the given JPEGs (or that many generated photos)."""
         if isinstance(images, int):
-            base = seed if seed is not None else abs(hash(model)) % 10_000
+            base = seed if seed is not None else zlib.crc32(model.encode()) % 10_000
             images = [photo_bytes(base * 10 + i) for i in range(images)]
         names = []
         with self._lock:

@@ -33,6 +33,7 @@ from ml_images.dagster_defs.resources import (
 )
 from ml_images.dagster_defs.services import build_pipeline
 from ml_images.errors import ConfigurationError, SearchQuotaError
+from ml_images.pipeline.product_pipeline import failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
 
 
@@ -56,7 +57,11 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
     done = [r for r in batch.reports if r.status is not ProductStatus.FAILED]
     left = [r.product_id for r in batch.reports if r.status is ProductStatus.FAILED]
     cause = batch.abort_error
-    headline = f"{type(cause).__name__}: {cause}" if cause is not None else f"{len(left)} products failed"
+    headline = (
+        f"{failure_reason_code(cause)} ({type(cause).__name__}: {cause})"
+        if cause is not None
+        else f"{len(left)} products failed"
+    )
     return Failure(
         description=(
             f"{headline}. Done: {len(done)} of {keys_total} products ({batch.summary()}). "
@@ -117,7 +122,7 @@ def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> Asset
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
         pipeline = build_pipeline(catalog, image_search, image_store, background_remover, search_cache=not config.force)
         batch = pipeline.process_batch(
-            ids, context.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
+            ids, context.run.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
         )
         context.log.info(batch.summary())
 

@@ -47,8 +47,8 @@ def pending_image_products(
 ) -> MaterializeResult:
     services = build_selection(catalog)
     pending_count = services.selector.count_pending()
-    selected = services.select(limit=config.limit, product_ids=config.product_ids)
-    keys = [str(p.id) for p in selected]
+    selected = services.select_ids(limit=config.limit, product_ids=config.product_ids)
+    keys = [str(pid) for pid in selected]
 
     if config.dry_run:
         new_keys = unregistered(keys, context.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME))
@@ -67,12 +67,12 @@ def pending_image_products(
         "pending_count": pending_count,
         "selected_count": len(keys),
         ("would_register" if config.dry_run else "newly_registered"): len(new_keys),
-        "preview": preview_table(preview_rows(selected[:PREVIEW_ROWS], services.queries)),
+        "preview": preview_table(preview_rows(services.preview(selected), services.queries)),
     }
     if config.limit is not None:
         metadata["limit"] = config.limit
     if config.product_ids:
-        chosen = {p.id for p in selected}
+        chosen = set(selected)
         not_pending = [pid for pid in dict.fromkeys(config.product_ids) if pid not in chosen]
         metadata["requested_ids"] = MetadataValue.json(list(dict.fromkeys(config.product_ids)))
         metadata["requested_not_pending"] = MetadataValue.json(

@@ -1,0 +1,153 @@
+"""``ml-images fetch`` as a subprocess with a temporary DAGSTER_HOME: real runs recorded in a real instance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, DagsterRunStatus
+
+from ml_images.catalog.models import Base, ListingStatus
+from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under, running_web, web_environment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def web() -> Iterator[ImageWeb]:
+    with running_web() as server:
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return Path(os.environ["ML_IMAGES_HOME"])
+
+
+@pytest.fixture
+def catalog(home: Path) -> Iterator[Catalog]:
+    db = Catalog(f"sqlite:///{home / 'catalog.db'}")  # the embedded default location
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def fetch(web: ImageWeb, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **web_environment(web), "ML_IMAGES_STEP_MAX_RETRIES": "0", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "ml_images.cli", "fetch", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def instance_at(dagster_home: Path) -> DagsterInstance:
+    return DagsterInstance.from_config(str(dagster_home))
+
+
+def _dump(catalog: Catalog) -> dict[str, list[tuple[Any, ...]]]:
+    with catalog.engine.connect() as conn:
+        return {
+            table.name: [tuple(row) for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def test_fetch_limit_then_rerun_then_id(home: Path, catalog: Catalog, web: ImageWeb):
+    ids = [catalog.add_product(f"ZX70{i:02d}") for i in range(3)]
+    for i in range(3):
+        web.add(f"ZX70{i:02d}", 2)
+
+    first = fetch(web, "--limit", "2")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    dagster_home = home / "dagster_home"
+    assert f"DAGSTER_HOME is not set; using {dagster_home}" in first.stderr
+    assert "products done 2/2" in first.stdout
+    assert "stored: 2 (4 images)" in first.stdout
+    assert [len(catalog.images(pid)) for pid in ids] == [2, 2, 0]
+    with instance_at(dagster_home) as instance:
+        runs = instance.get_runs()
+        assert {r.job_name for r in runs} == {"fetch_ml_images", "product_images_job"}
+        assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+        assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(ids[0]), str(ids[1])]
+
+    rest = fetch(web)  # the third product only
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert "products done 1/1" in rest.stdout
+    assert [len(catalog.images(pid)) for pid in ids] == [2, 2, 2]
+
+    rows, files, calls = catalog.image_count(), files_under(home / "images"), web.search_calls
+    again = fetch(web)  # nothing pending: no rows, no files, no search
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout
+    assert (catalog.image_count(), files_under(home / "images"), web.search_calls) == (rows, files, calls)
+
+    before = {r.storage_key for r in catalog.images(ids[0])}
+    web.add("ZX7000", 3, seed=4242)
+    forced = fetch(web, "--id", str(ids[0]))  # not pending: processed anyway, its images replaced
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "products done 1/1" in forced.stdout
+    after = catalog.images(ids[0])
+    assert [r.order for r in after] == [0, 1, 2]
+    assert before.isdisjoint({r.storage_key for r in after})
+    assert catalog.image_count() == rows + 1
+    assert len(files_under(home / "images")) == len(files) + 1  # the two replaced objects were deleted
+
+
+def test_fetch_dry_run_writes_nothing(home: Path, catalog: Catalog, web: ImageWeb, tmp_path: Path):
+    ids = [catalog.add_product(f"ZX71{i:02d}") for i in range(2)]
+    web.add("ZX7100", 1)
+    before = _dump(catalog)
+    dagster_home = tmp_path / "dagster"
+
+    result = fetch(web, "--dry-run", DAGSTER_HOME=str(dagster_home))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dry run: would process 2 products" in result.stdout
+    assert f"{ids[0]}\t" in result.stdout
+    assert "Acme ZX7100 MONITOR" in result.stdout
+    assert _dump(catalog) == before
+    assert web.search_calls == 0
+    assert web.image_requests == []
+    assert files_under(home / "images") == []
+    with instance_at(dagster_home) as instance:
+        assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == []
+        [run] = instance.get_runs()
+        assert (run.job_name, run.status) == ("fetch_ml_images", DagsterRunStatus.SUCCESS)
+
+
+def test_no_result_gives_an_error_listing_and_503_gives_none(home: Path, catalog: Catalog, web: ImageWeb):
+    nothing = catalog.add_product("ZX7200")  # the search finds nothing
+
+    result = fetch(web)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no images (listing ERROR): 1" in result.stdout
+    listing = catalog.listing(nothing)
+    assert listing is not None
+    assert listing.status == ListingStatus.ERROR
+
+    unavailable = catalog.add_product("ZX7201")
+    web.add("ZX7201", 1)
+    web.search_status = 503
+    failed = fetch(web)
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAILED" in failed.stdout
+    assert "search_unavailable" in failed.stdout
+    assert "failed: 1" in failed.stdout
+    assert catalog.listing(unavailable) is None
+    assert catalog.images(unavailable) == []
+    assert [a.outcome for a in catalog.attempts(unavailable)] == ["failed"]

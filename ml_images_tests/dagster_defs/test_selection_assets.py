@@ -1,0 +1,89 @@
+"""The selection group through Dagster: metadata, partition registration, limit / product_ids, and the dry run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from dagster import DagsterInstance
+
+from ml_images.catalog.models import Base
+from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+from ml_images_tests.dagster_defs.helpers import resources, run_selection, store_root
+from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
+
+
+def _metadata(result: Any, node: str) -> dict[str, Any]:
+    [event] = result.asset_materializations_for_node(node)
+    return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+
+
+def _dump(catalog: Catalog) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every catalog table: what "no database writes" is checked against."""
+    with catalog.engine.connect() as conn:
+        return {
+            table.name: [tuple(row) for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def test_selection_reports_and_registers_pending_products(catalog: Catalog, web: ImageWeb, instance: DagsterInstance):
+    first = catalog.add_product("ZX4001")
+    second = catalog.add_product("ZX4002")
+    catalog.add_product("ZX4003", eligible=False)
+    res = resources(catalog, web)
+
+    result = run_selection(instance, res)
+
+    eligible = _metadata(result, "eligible_products")
+    assert eligible["eligible_count"] == 2
+    preview = eligible["preview"]
+    assert [r.data["product_id"] for r in preview.records] == [first, second]
+    assert preview.records[0].data["search_query"] == "Acme ZX4001 MONITOR"
+    pending = _metadata(result, "pending_image_products")
+    assert (pending["pending_count"], pending["selected_count"], pending["newly_registered"]) == (2, 2, 2)
+    assert pending["dry_run"] is False
+    assert [r.data["search_query"] for r in pending["preview"].records] == [
+        "Acme ZX4001 MONITOR",
+        "Acme ZX4002 MONITOR",
+    ]
+    assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(first), str(second)]
+
+    again = run_selection(instance, res)  # idempotent
+    assert _metadata(again, "pending_image_products")["newly_registered"] == 0
+    assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(first), str(second)]
+
+
+def test_limit_and_product_ids_restrict_the_selection(
+    sqlite_catalog: Catalog, web: ImageWeb, instance: DagsterInstance
+):
+    ids = [sqlite_catalog.add_product(f"ZX41{i:02d}") for i in range(3)]
+    res = resources(sqlite_catalog, web)
+
+    limited = _metadata(run_selection(instance, res, limit=1), "pending_image_products")
+    assert (limited["selected_count"], limited["limit"]) == (1, 1)
+    assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(ids[0])]
+
+    chosen = _metadata(run_selection(instance, res, product_ids=[ids[2], 424242]), "pending_image_products")
+    assert chosen["selected_count"] == 1
+    assert chosen["requested_not_pending"] == [{"product_id": 424242, "reason": "not_found"}]
+    assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(ids[0]), str(ids[2])]
+
+
+def test_dry_run_writes_nothing_anywhere(catalog: Catalog, web: ImageWeb, instance: DagsterInstance):
+    ids = [catalog.add_product(f"ZX42{i:02d}") for i in range(3)]
+    for i in range(3):
+        web.add(f"ZX42{i:02d}", 1)
+    before = _dump(catalog)
+
+    result = run_selection(instance, resources(catalog, web), dry_run=True, limit=2)
+
+    pending = _metadata(result, "pending_image_products")
+    assert pending["dry_run"] is True
+    assert (pending["pending_count"], pending["selected_count"], pending["would_register"]) == (3, 2, 2)
+    assert [r.data["product_id"] for r in pending["preview"].records] == ids[:2]
+    assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == []
+    assert _dump(catalog) == before
+    assert web.search_calls == 0
+    assert web.image_requests == []
+    assert files_under(store_root()) == []
