@@ -295,6 +295,7 @@ def run(rows: int, server_url: str, repeats: int = 5, wait_quiet_s: float = 0.0)
                     f"selection disagrees with the seed ({seeded}): " + ", ".join(f"{t.name}={t.rows}" for t in timings)
                 )
             plan = explain(engine, selector.pending_query())
+            plan += "\n\n-- pending_product_ids():\n" + explain(engine, selector.pending_ids_query())
             with engine.connect() as conn:
                 server = str(conn.execute(sa.text("SHOW server_version")).scalar_one()).split()[0]
         finally:

@@ -8,6 +8,7 @@ password never goes through configparser interpolation.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,16 @@ UPGRADE_COMMAND = "ml-images db upgrade"
 # psycopg2 waits for the OS TCP timeout (minutes) on an unreachable host unless told otherwise.
 _PG_CONNECT_TIMEOUT_S = 10
 _SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
+class _AlembicChatterFilter(logging.Filter):
+    """Alembic logs two INFO lines each time it merely reads the schema version; keep "Running upgrade" ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Context impl", "Will assume"))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_AlembicChatterFilter())
 
 
 def safe_url(url: str | URL) -> str:

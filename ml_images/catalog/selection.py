@@ -258,6 +258,24 @@ class ImageCandidateSelector:
             set_committed_value(product, "images", [])
         return products
 
+    def pending_ids_query(
+        self,
+        limit: int | None = None,
+        *,
+        product_ids: Sequence[int] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_in_flight: bool = False,
+        ignore_cooldown: bool = False,
+    ) -> sa.Select[int]:
+        """The query of :meth:`pending_product_ids`: same conditions and order, ids only."""
+        _check_limit(limit)
+        query = (
+            sa.select(ProductMaster.id)
+            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
+            .order_by(ProductMaster.last_updated, ProductMaster.id)
+        )
+        return query if limit is None else query.limit(limit)
+
     def pending_product_ids(
         self,
         limit: int | None = None,
@@ -269,16 +287,16 @@ class ImageCandidateSelector:
     ) -> list[int]:
         """The ids :meth:`get_pending_image_products` would return, in the same order, without loading rows.
 
-        The cheap form for registering partitions on a large catalog (no ORM objects are built).
+        The cheap form for registering partitions on a large catalog (no ORM objects are built; on PostgreSQL
+        an index-only scan checks the rules).
         """
-        _check_limit(limit)
-        query = (
-            sa.select(ProductMaster.id)
-            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-            .order_by(ProductMaster.last_updated, ProductMaster.id)
+        query = self.pending_ids_query(
+            limit,
+            product_ids=product_ids,
+            exclude_ids=exclude_ids,
+            exclude_in_flight=exclude_in_flight,
+            ignore_cooldown=ignore_cooldown,
         )
-        if limit is not None:
-            query = query.limit(limit)
         with translate_connection_errors(self._url), self.session_factory() as session:
             return [int(i) for i in session.scalars(query)]
 

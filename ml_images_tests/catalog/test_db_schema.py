@@ -121,6 +121,8 @@ def test_partial_indexes_exist_with_their_predicates(migrated_url: str) -> None:
         candidates = sql["ix_product_master_ml_candidates"]
         in_flight = sql["uq_image_fetch_attempt_in_flight"]
         assert "WHERE" in candidates
+        if engine.dialect.name == "postgresql":
+            assert "INCLUDE (category, price)" in candidates
         assert "is_for_mercadolibre" in candidates
         assert "is_active" in candidates
         assert "UNIQUE" in in_flight.upper()

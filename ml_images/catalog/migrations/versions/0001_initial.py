@@ -52,13 +52,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product_master")),
     )
     op.create_index(op.f("ix_product_master_code"), "product_master", ["code"], unique=False)
-    # The selection's index: only products flagged for Mercado Libre and active, ordered as the selection reads.
+    # The selection's index: only products flagged for Mercado Libre and active, ordered as the selection reads;
+    # on PostgreSQL it carries category and price so the rules are checked inside the index.
     op.create_index(
         "ix_product_master_ml_candidates",
         "product_master",
         ["last_updated", "id"],
         unique=False,
         postgresql_where=sa.text("is_for_mercadolibre AND is_active"),
+        postgresql_include=["category", "price"],
         sqlite_where=sa.text("is_for_mercadolibre = 1 AND is_active = 1"),
     )
 
