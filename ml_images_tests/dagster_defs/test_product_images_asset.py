@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from dagster import DagsterEventType, DagsterInstance
+from dagster._serdes import serialize_value
 
 from ml_images.catalog.models import ListingStatus
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
@@ -20,7 +21,7 @@ from ml_images_tests.dagster_defs.helpers import (
     run_selection,
     store_root,
 )
-from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
+from ml_images_tests.pipeline.support import API_KEY, Catalog, ImageWeb, files_under
 
 
 def _check(result: Any) -> Any:
@@ -262,3 +263,19 @@ def test_the_check_fails_on_a_wrong_stored_image(
     [row] = check.metadata["results"].value.records
     expected = "PNG, not JPEG" if broken == "format" else "order is [0, 5]"
     assert expected in row.data["problems"]
+
+
+def test_the_api_key_never_reaches_the_event_log(sqlite_catalog: Catalog, web: ImageWeb, instance: DagsterInstance):
+    stored = sqlite_catalog.add_product("ZX5900")
+    web.add("ZX5900", 1)
+    res = resources(sqlite_catalog, web)
+    run_images(instance, res, register(instance, [stored]))
+    web.search_status = 503
+    failing = sqlite_catalog.add_product("ZX5901")
+    run_images(instance, res, register(instance, [failing]), raise_on_error=False)
+
+    runs = instance.get_runs()
+    records = [serialize_value(run) for run in runs]
+    records += [serialize_value(entry) for run in runs for entry in instance.all_logs(run.run_id)]
+    assert len(records) > 20
+    assert not [r for r in records if API_KEY in r]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from PIL import Image
 from ml_images.catalog.models import AttemptOutcome, ListingStatus
 from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX, Claim, ImageRecord, ImageRecorder
 from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
-from ml_images.pipeline.reports import ProductStatus
+from ml_images.pipeline.reports import ProductReport, ProductStatus
 from ml_images.refusals import Refusal
 from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
@@ -252,3 +253,28 @@ def test_quota_exhausted_stops_the_run_without_error_listing(catalog: Catalog, w
     assert catalog.listing(pid) is None
     assert catalog.attempts(pid)[-1].reason_code == "search_quota"
     assert pending_ids(catalog) == [pid]
+
+
+def test_two_overlapping_runs_cannot_both_write_a_product(catalog: Catalog, web: ImageWeb, remover, image_root):
+    pid = catalog.add_product("ZX1011")
+    web.add("ZX1011", 2)
+    web.search_latency = 0.5  # both runs are in flight at the same time
+    pipelines = [make_pipeline(catalog, web, remover, root=image_root) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    reports: dict[str, ProductReport] = {}
+
+    def run(index: int) -> None:
+        barrier.wait()
+        reports[f"run-{index}"] = pipelines[index].process_product(pid, f"run-{index}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    statuses = sorted((r.status.value, r.reason_code) for r in reports.values())
+    assert statuses == [("skipped", "in_flight"), ("stored", None)]
+    assert [r.order for r in catalog.images(pid)] == [0, 1]
+    assert [a.outcome for a in catalog.attempts(pid)] == ["stored"]
+    assert web.search_calls == 1
