@@ -14,6 +14,7 @@ Prints progress (products done of total) and a summary; exits 1 when a run faile
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections import Counter
@@ -284,11 +285,16 @@ def _stopped_by(result: Any) -> bool:
 
 
 def fetch_command(args: argparse.Namespace) -> int:
+    verbose = bool(getattr(args, "verbose", False))
+    if not verbose:
+        # Dagster's own storage migrations (Alembic) and per-product service logs would drown the progress lines.
+        for name in ("alembic", "ml_images"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     prepare_dagster_home(say=lambda text: print(text, file=sys.stderr))
     from dagster import DagsterInstance
 
     with DagsterInstance.get() as instance:
-        command = FetchCommand(instance, batch_size=args.batch_size, verbose=bool(getattr(args, "verbose", False)))
+        command = FetchCommand(instance, batch_size=args.batch_size, verbose=verbose)
         if args.ids:
             return command.fetch_ids(args.ids, dry_run=args.dry_run)
         return command.fetch(limit=args.limit, dry_run=args.dry_run)

@@ -203,7 +203,7 @@ def test_unreachable_catalog_fails_the_run_clearly(sqlite_catalog: Catalog, web:
     assert not result.success
     text = _error_text(result)
     assert "CatalogUnavailableError" in text
-    assert "cannot be reached" in text
+    assert f"nobody:***@127.0.0.1:{port}/shop" in text  # says where, without the password
     assert "s3cret" not in text
 
 

@@ -10,10 +10,13 @@ fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with expon
 products not finished stay pending and the message says what was done and what is left.
 """
 
+import warnings
+
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     BackfillPolicy,
+    BetaWarning,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -79,7 +82,13 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
 
 def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> AssetsDefinition:
     """The asset; tests build it with a fast retry policy, the code location with ``transient_retry_policy()``."""
+    with warnings.catch_warnings():
+        # `backfill_policy` is marked beta; the single-run policy is what makes a run carry a batch, on purpose.
+        warnings.simplefilter("ignore", BetaWarning)
+        return _define_product_images(retry_policy if retry_policy is not None else transient_retry_policy())
 
+
+def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
     @asset(
         name="product_images",
         group_name="images",
@@ -88,7 +97,7 @@ def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> Asset
         backfill_policy=BackfillPolicy.single_run(),
         deps=[pending_image_products],
         pool=IMAGE_SEARCH_POOL,
-        retry_policy=retry_policy if retry_policy is not None else transient_retry_policy(),
+        retry_policy=retry_policy,
         description=(
             "Up to 5 photos per product: searched, downloaded safely, normalised to a white 1200×1200 JPEG (the "
             "main picture with its background removed), stored, and recorded as product_image rows in one "
