@@ -2,8 +2,9 @@
 
 Single-run backfill policy: a run carries a range of partitions (``context.partition_keys``), processed by
 ``ProductImagePipeline.process_batch`` with overlapping network and CPU work. Each partition gets its own metadata
-through ``context.add_asset_metadata(..., partition_key=key)`` (Dagster 1.13 merges it into that partition's
-materialization event, on top of the batch metadata returned in ``MaterializeResult``).
+(status, images and URLs, main picture, refusals, search calls) merged into that partition's materialisation event,
+on top of the batch metadata returned in ``MaterializeResult`` (see ``partition_metadata.py`` for how, and why not
+one ``context.add_asset_metadata(..., partition_key=key)`` call per product).
 
 Failures: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
 fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
@@ -11,6 +12,7 @@ products not finished stay pending and the message says what was done and what i
 """
 
 import warnings
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -27,6 +29,7 @@ from dagster import (
 from ml_images.dagster_defs.assets.selection import pending_image_products
 from ml_images.dagster_defs.config import IMAGE_SEARCH_POOL, ProductImagesConfig, transient_retry_policy
 from ml_images.dagster_defs.metadata import batch_metadata, batch_table, product_metadata
+from ml_images.dagster_defs.partition_metadata import add_partition_metadata
 from ml_images.dagster_defs.partitions import parse_product_key, products_partitions
 from ml_images.dagster_defs.resources import (
     BackgroundRemoverResource,
@@ -114,17 +117,15 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
     ) -> MaterializeResult:
         keys = list(context.partition_keys)
         ids: list[int] = []
+        per_partition: dict[str, dict[str, Any]] = {}
         for key in keys:
             pid = parse_product_key(key)
             if pid is None:
-                context.add_asset_metadata(
-                    {
-                        "status": ProductStatus.SKIPPED.value,
-                        "reason_code": "invalid_partition_key",
-                        "reason": f"partition key {key!r} is not a product id",
-                    },
-                    partition_key=key,
-                )
+                per_partition[key] = {
+                    "status": ProductStatus.SKIPPED.value,
+                    "reason_code": "invalid_partition_key",
+                    "reason": f"partition key {key!r} is not a product id",
+                }
             else:
                 ids.append(pid)
         if context.retry_number:
@@ -141,8 +142,8 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if batch.with_status(ProductStatus.FAILED):
             raise _failure(batch, len(keys), allow_retries=True)
 
-        for report in batch.reports:
-            context.add_asset_metadata(product_metadata(report), partition_key=str(report.product_id))
+        per_partition.update((str(r.product_id), product_metadata(r)) for r in batch.reports)
+        add_partition_metadata(context, per_partition)
         return MaterializeResult(metadata=batch_metadata(batch))
 
     return product_images
