@@ -116,7 +116,24 @@ def describe_db_error(exc: BaseException, url: str | URL | None = None) -> str:
         if password:
             text = text.replace(str(password), "***")
     where = f" at {safe_url(url)}" if url is not None else ""
-    return f"the catalog database{where} cannot be reached: {text}"
+    return f"the catalog database{where} is unavailable: {text}"
+
+
+# SQLite reports programming errors ("no such table") as OperationalError too; only these mean "unavailable".
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly database", "database or disk is full")
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """True for "cannot connect / connection lost / locked / timed out": worth retrying later."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(marker in str(exc.orig).lower() for marker in _SQLITE_UNAVAILABLE)
+    return True
 
 
 @contextmanager
@@ -124,7 +141,9 @@ def translate_connection_errors(url: str | URL | None) -> Iterator[None]:
     """Turns "cannot connect / connection lost / database locked" into ``CatalogUnavailableError``."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+    except sa.exc.DBAPIError as exc:
+        if not is_unavailable_error(exc):
+            raise
         raise CatalogUnavailableError(describe_db_error(exc, url)) from None
 
 

@@ -134,8 +134,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | No
         try:
             header = next(reader, None)
         except (UnicodeDecodeError, csv.Error) as exc:
-            yield 1, None, f"unreadable header ({exc})"
-            return
+            raise CatalogLoadError(path, [RowError(1, f"unreadable header ({exc})")]) from None
         if header is None:
             return
         names = [h.strip() for h in header]
@@ -149,8 +148,8 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | No
                 problems.append(f"repeated column(s) {', '.join(map(repr, duplicated))}")
             if "code" not in names:
                 problems.append("the required column 'code' is missing")
-            yield 1, None, "; ".join(problems)
-            return
+            # A bad header makes every row unreadable: the file is rejected even in partial mode.
+            raise CatalogLoadError(path, [RowError(1, "; ".join(problems))])
         previous_end = reader.line_num
         while True:
             start = previous_end + 1

@@ -23,6 +23,7 @@ from ml_images.catalog.models import (
     ListingStatus,
     MercadoLibreListing,
     ProductImage,
+    ProductMaster,
     utcnow,
 )
 from ml_images.errors import TransientError
@@ -118,22 +119,15 @@ class ImageRecorder:
                     attempt_id = attempt.id
             except sa.exc.IntegrityError:
                 # Either the in-flight index refused a second claim (expected under concurrency) or the product
-                # does not exist (a foreign-key failure, which is a caller's error and must not look like "busy").
-                if self._has_unfinished_attempt(product_id):
+                # does not exist (a foreign-key failure: a caller's error, which must not look like "busy").
+                if self._product_exists(product_id):
                     return None
                 raise
         return Claim(attempt_id=attempt_id, product_id=product_id, run_id=run_id)
 
-    def _has_unfinished_attempt(self, product_id: int) -> bool:
+    def _product_exists(self, product_id: int) -> bool:
         with self.session_factory() as session:
-            found = session.scalar(
-                sa.select(
-                    sa.exists().where(
-                        ImageFetchAttempt.product_id == product_id, ImageFetchAttempt.finished_at.is_(None)
-                    )
-                )
-            )
-            return bool(found)
+            return bool(session.scalar(sa.select(sa.exists().where(ProductMaster.id == product_id))))
 
     def _finish(
         self,

@@ -123,8 +123,12 @@ class PublicationRules(Mapping[str, Decimal]):
         """The same test as :meth:`matches`, as one SQL boolean expression (``false`` for empty rules)."""
         if not self._thresholds:
             return sa.false()
-        key = normalized_category(category)
-        return sa.or_(*(sa.and_(key == cat, price >= threshold) for cat, threshold in self._thresholds.items()))
+        # A simple CASE normalises the category once per row (an OR of equalities would do it once per rule).
+        return sa.case(
+            {cat: price >= threshold for cat, threshold in self._thresholds.items()},
+            value=normalized_category(category),
+            else_=sa.false(),
+        )
 
 
 DEFAULT_PUBLICATION_RULES = PublicationRules(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,14 @@ from ml_images.catalog.db import (
     downgrade_schema,
     ensure_schema_current,
     head_revision,
+    is_unavailable_error,
+    make_session_factory,
     safe_url,
     upgrade_schema,
 )
 from ml_images.catalog.models import Base
+from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
+from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.errors import CatalogUnavailableError, SchemaNotMigratedError
 
 CATALOG_TABLES = {"product_master", "product_image", "mercadolibre_listing", "image_fetch_attempt", "search_cache"}
@@ -198,7 +203,7 @@ def test_unreachable_postgres_is_catalog_unavailable_without_the_password() -> N
 def test_unopenable_sqlite_file_is_catalog_unavailable(tmp_path: Path) -> None:
     engine = create_catalog_engine(f"sqlite:///{tmp_path}")  # a folder, not a database file
     try:
-        with pytest.raises(CatalogUnavailableError, match="cannot be reached"):
+        with pytest.raises(CatalogUnavailableError, match="is unavailable: unable to open"):
             ensure_schema_current(engine)
     finally:
         engine.dispose()
@@ -229,3 +234,18 @@ def test_plain_postgresql_urls_use_the_installed_psycopg2_driver() -> None:
 def test_safe_url_hides_the_password() -> None:
     assert safe_url("postgresql+psycopg2://shop:s3cret@db:5432/x") == "postgresql+psycopg2://shop:***@db:5432/x"
     assert "s3cret" not in safe_url("not a url s3cret")
+
+
+def test_only_availability_failures_become_catalog_unavailable(sqlite_url: str) -> None:
+    locked = sa.exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError("database is locked"))
+    missing = sa.exc.OperationalError("SELECT x", {}, sqlite3.OperationalError("no such table: product_master"))
+    assert is_unavailable_error(locked)
+    assert not is_unavailable_error(missing)
+    engine = create_catalog_engine(sqlite_url)
+    try:
+        selector = ImageCandidateSelector(MercadoLibreFilter(make_session_factory(engine), DEFAULT_PUBLICATION_RULES))
+        # an un-migrated database is a deployment error (ensure_schema_current says so), not a passing outage
+        with pytest.raises(sa.exc.OperationalError, match="no such table"):
+            selector.count_pending()
+    finally:
+        engine.dispose()

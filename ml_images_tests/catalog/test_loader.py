@@ -174,6 +174,9 @@ def test_csv_unknown_column_rejects_the_header(session_factory: sessionmaker[Ses
         CatalogLoader(session_factory).load(path)
     assert info.value.errors == [RowError(1, info.value.errors[0].message)]
     assert "unknown column(s) 'colour'" in info.value.errors[0].message
+    with pytest.raises(CatalogLoadError, match="line 1"):
+        CatalogLoader(session_factory).load(path, partial=True)  # no row can be read: not a partial success
+    assert _products(session_factory) == {}
 
 
 def test_partial_mode_loads_good_rows_and_lists_the_rejected(
