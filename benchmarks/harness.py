@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -100,6 +101,15 @@ def wait_for_quiet(max_load: float = 0.8, timeout_s: float = 0.0, poll_s: float 
     return load
 
 
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the process that started it dies, so a killed benchmark leaves no
+    server or pipeline process behind (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 # ------------------------------------------------------------------------------------------------- S3 (moto)
 
 
@@ -118,6 +128,7 @@ class MotoS3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + self._startup_timeout_s
         while time.monotonic() < deadline:
@@ -500,8 +511,43 @@ def run_monitored(
     """
     import multiprocessing
 
-    with multiprocessing.get_context("forkserver").Pool(1) as pool:
-        return pool.apply(_run_monitored_here, (list(argv), dict(env), cwd, timeout_s, sample_interval_s))
+    context = multiprocessing.get_context("forkserver")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_monitor_in_worker,
+        args=(sender, list(argv), dict(env), cwd, timeout_s, sample_interval_s),
+        name="bench-monitor",
+        daemon=True,
+    )
+    worker.start()
+    sender.close()
+    try:
+        # The worker enforces the command's timeout; the margin covers its own start and the transfer.
+        if not receiver.poll(timeout_s + 120):
+            raise TimeoutError(f"the monitor of {argv[0]} did not answer within {timeout_s + 120:.0f} s")
+        outcome = receiver.recv()
+    except EOFError:
+        raise RuntimeError(f"the monitor process of {argv[0]} died (exit code {worker.exitcode})") from None
+    finally:
+        receiver.close()
+        worker.join(timeout=30)
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=10)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _monitor_in_worker(
+    sender: Any, argv: list[str], env: dict[str, str], cwd: Path | None, timeout_s: float, interval_s: float
+) -> None:
+    try:
+        result: MonitoredRun | BaseException = _run_monitored_here(argv, env, cwd, timeout_s, interval_s)
+    except Exception as exc:  # handed to the caller, which re-raises it
+        result = exc
+    sender.send(result)
+    sender.close()
 
 
 def _run_monitored_here(
@@ -510,7 +556,15 @@ def _run_monitored_here(
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started_at = time.time()
         t0 = time.perf_counter()
-        process = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=err, start_new_session=True)
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         peaks: dict[int, ProcessPeak] = {}
         deadline = t0 + timeout_s
         rusage = None
