@@ -17,7 +17,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +117,8 @@ class EndToEndResult:
                 "wall s": summarize([r.process.wall_s for r in self.real]).fmt(1),
                 "ratio": "1.00",
                 "goal": "",
-                "note": f"{min(r.products_stored for r in self.real)}–{max(r.products_stored for r in self.real)}"
-                f"/{cfg.products} products stored, {self.real[0].images_stored} images; "
+                "note": f"{_span(r.products_stored for r in self.real)}/{cfg.products} products stored, "
+                f"{_span(r.images_stored for r in self.real)} images; "
                 f"foreign load {summarize([r.foreign_cores for r in self.real]).fmt(2)} cores",
             }
         ]
@@ -225,6 +225,11 @@ class EndToEndResult:
                 text += "."
             lines.append(text)
         return "\n\n".join(lines)
+
+
+def _span(values: Iterable[int]) -> str:
+    items = sorted(values)
+    return f"{items[0]}" if items[0] == items[-1] else f"{items[0]}–{items[-1]}"
 
 
 def _verdict(value: float, goal: float, what: str) -> str:
