@@ -76,6 +76,13 @@ def prepare_dagster_home(env: MutableMapping[str, str] | None = None, say: Calla
         if say is not None:
             say(f"DAGSTER_HOME is not set; using {home}")
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not raw and not config.exists():
+        # Without the file Dagster warns on every start; empty means the embedded default (SQLite here).
+        config.write_text(
+            "# Dagster instance of `ml-images fetch` (created by it): SQLite storage in this folder.\n"
+            "# For PostgreSQL, use the dagster.yaml at the root of the ml_images repository.\n"
+        )
     env["DAGSTER_HOME"] = str(home)
     return home
 
@@ -194,7 +201,19 @@ class FetchCommand:
 
     # -------------------------------------------------------------------------------------------- commands
 
+    def preflight(self, *, dry_run: bool) -> None:
+        """Configuration errors (schema, search credentials, model) before any run is recorded: the runs would
+        all fail on them. Raises ``ConfigurationError`` (the dispatcher prints it and exits 2)."""
+        from ml_images.dagster_defs.resources import BackgroundRemoverResource
+        from ml_images.search.factory import build_search_service
+
+        self.catalog.check_schema()
+        if not dry_run:
+            build_search_service(self.catalog.settings())
+            BackgroundRemoverResource().remover().ensure_available()
+
     def fetch(self, *, limit: int | None, dry_run: bool) -> int:
+        self.preflight(dry_run=dry_run)
         if not self.run_selection(dry_run=dry_run, limit=limit):
             return 1
         from ml_images.dagster_defs.services import build_selection
@@ -215,7 +234,7 @@ class FetchCommand:
         from ml_images.dagster_defs.services import build_selection
         from ml_images.pipeline.catalog_products import CatalogProducts
 
-        self.catalog.check_schema()
+        self.preflight(dry_run=dry_run)
         found = CatalogProducts(self.catalog.session_factory()).load(ids)
         missing = [pid for pid in ids if pid not in found]
         for pid in missing:
@@ -264,23 +283,35 @@ def _step_failures(result: Any) -> list[Any]:
 
 
 def _failure_text(result: Any) -> str:
+    """The first thing that went wrong in the run, in one line (the Failure's description when there is one)."""
     for event in _step_failures(result):
         data = event.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
             return str(data.user_failure_data.description)
-        if data.error is not None:
-            return data.error.message.strip().splitlines()[0]
+    for event in result.all_events:  # resource start-up and run failures carry the error themselves
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None:
+            cause = error
+            while cause.cause is not None and cause.cls_name in (
+                "DagsterResourceFunctionError",
+                "DagsterUserCodeExecutionError",
+            ):
+                cause = cause.cause
+            return (
+                f"{cause.cls_name}: {cause.message.strip().splitlines()[0]}" if cause.message else str(cause.cls_name)
+            )
     return "the run failed (see the Dagster UI for its logs)"
 
 
 def _stopped_by(result: Any) -> bool:
     """Whether the run stopped on a fault every later run would meet (quota, configuration, infrastructure)."""
-    for event in _step_failures(result):
+    failures = _step_failures(result)
+    if not failures:
+        return True  # failed before any step ran (resource start-up: model, schema, database): same for every run
+    for event in failures:
         data = event.step_failure_data
-        if data.user_failure_data is not None and "stopped_by" in data.user_failure_data.metadata:
+        if data.user_failure_data is None or "stopped_by" in data.user_failure_data.metadata:
             return True
-        if data.user_failure_data is None:
-            return True  # raised before the batch started (e.g. resource start-up): the same for every run
     return False
 
 

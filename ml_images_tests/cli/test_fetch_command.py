@@ -151,3 +151,16 @@ def test_no_result_gives_an_error_listing_and_503_gives_none(home: Path, catalog
     assert catalog.listing(unavailable) is None
     assert catalog.images(unavailable) == []
     assert [a.outcome for a in catalog.attempts(unavailable)] == ["failed"]
+
+
+def test_a_configuration_error_stops_before_any_run(home: Path, catalog: Catalog, web: ImageWeb):
+    catalog.add_product("ZX7300")
+
+    result = fetch(web, ML_IMAGES_REMBG_MODEL="isnet-general-use")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "configuration error: rembg model 'isnet-general-use' is not installed" in result.stderr
+    assert "ml-images models install --model isnet-general-use" in result.stderr
+    assert web.search_calls == 0
+    with instance_at(home / "dagster_home") as instance:
+        assert instance.get_runs() == []
