@@ -6,7 +6,6 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ml_images.refusals import Refusal
 
@@ -46,25 +45,8 @@ class ProductReport:
     replaced_objects: int = 0  # old objects deleted after a re-processing switched the rows
     seconds: float = 0.0
 
-    @property
-    def main_picture_url(self) -> str | None:
-        return self.images[0].url if self.images else None
-
     def refusal_counts(self) -> dict[str, int]:
         return dict(Counter(r.reason for r in self.refusals).most_common())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "product_id": self.product_id,
-            "status": self.status.value,
-            "query": self.query,
-            "images": [image.url for image in self.images],
-            "search_calls": self.search_calls,
-            "candidates_found": self.candidates_found,
-            "refusals": self.refusal_counts(),
-            "reason_code": self.reason_code,
-            "reason": self.reason,
-        }
 
 
 @dataclass
@@ -97,10 +79,6 @@ class BatchReport:
     @property
     def images_stored(self) -> int:
         return sum(len(r.images) for r in self.reports)
-
-    @property
-    def aborted(self) -> bool:
-        return self.abort_error is not None
 
     def summary(self) -> str:
         counts = self.counts()

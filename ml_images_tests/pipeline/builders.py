@@ -48,6 +48,7 @@ def make_pipeline(
     concurrency: BatchConcurrency | None = None,
     max_images: int = 5,
     search_cache: bool = True,
+    processor: ImageProcessorService | None = None,
 ) -> ProductImagePipeline:
     sf = catalog.session_factory
     selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
@@ -62,7 +63,7 @@ def make_pipeline(
         queries=QueryConstructor(),
         search=search_service(catalog, web, cache=search_cache),
         downloader=SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
-        processor=ImageProcessorService(remover),
+        processor=processor or ImageProcessorService(remover),
         store=store,
         max_images=max_images,
         concurrency=concurrency,

@@ -81,9 +81,10 @@ def test_network_and_cpu_work_overlap(sqlite_catalog: Catalog, web: ImageWeb, re
             model = f"{prefix}{i:02d}"
             ids.append(sqlite_catalog.add_product(model))
             web.add(model, 2, seed=len(prefix) * 100 + ord(prefix[0]) + i)
-        pipeline = make_pipeline(sqlite_catalog, web, remover, root=tmp_path / prefix, concurrency=concurrency)
         processor = _TimedProcessor(remover)
-        pipeline._processor = processor  # same class of service, instrumented
+        pipeline = make_pipeline(
+            sqlite_catalog, web, remover, root=tmp_path / prefix, concurrency=concurrency, processor=processor
+        )
         with timed() as elapsed:
             batch = pipeline.process_batch(ids, f"run-{prefix}")
         assert batch.counts()["stored"] == count
