@@ -1,11 +1,18 @@
 """Background removal with rembg: one ONNX session per process and model, created lazily and shared.
 
-Threads: the pipeline processes two products at once in two threads that share one ``BackgroundRemover``.
-ONNX Runtime's ``InferenceSession.run`` is thread-safe, and on this 2-core machine two threads with ONE intra-op
-thread each give the best throughput (compute-limits.md §3: 3.3 first-images/s, against 2.8 for a single worker
-with 2 threads and 2.5 when 2 workers × 2 threads oversubscribe the cores). Hence the default
-``intra_op_threads = max(1, cores // CONCURRENT_PRODUCTS)``. A lone caller that wants the lowest latency for one
-image (the benchmark, a one-off CLI run) passes ``intra_op_threads=cores``.
+Threads and memory. The pipeline processes two products at once in two threads that share one
+``BackgroundRemover``; ONNX Runtime's ``InferenceSession.run`` is thread-safe. Two concurrent u2netp runs with one
+intra-op thread each give the best raw throughput on 2 cores (compute-limits.md §3: 3.3 first-images/s against 2.8
+for one run at a time with 2 threads), but every concurrent run holds its own activations, about 290 MiB for
+u2netp at 320×320 (measured here: +275 MiB for one run, +575 MiB for two). On top of the 232 MiB that
+``import rembg`` costs, two concurrent runs peak at 830-880 MiB (870-925 MB), over the 900 MB budget of a worker
+process; one run at a time peaks near 600 MiB whatever the number of threads.
+
+Default: ``max_concurrent_runs=1`` with ``intra_op_threads = cores`` (2 here): the lowest latency per main
+picture (~275 ms of ONNX) and bounded memory; the other thread's Pillow work still overlaps the inference. Only the
+main picture of a product goes through the model, so the throughput given up is a few percent of a product's
+machine time. ``BackgroundRemover(max_concurrent_runs=2)`` selects the concurrent layout (intra-op threads then
+default to ``cores // 2``) when the memory is there; ``benchmarks/processing_costs.py`` prints both.
 """
 
 from __future__ import annotations
@@ -23,8 +30,6 @@ from ml_images.processing import model_provisioning as mp
 
 log = logging.getLogger(__name__)
 
-CONCURRENT_PRODUCTS = 2  # products the pipeline processes at once in one process (threads sharing the session)
-
 
 def available_cpus() -> int:
     try:
@@ -33,8 +38,9 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def default_intra_op_threads() -> int:
-    return max(1, available_cpus() // CONCURRENT_PRODUCTS)
+def default_intra_op_threads(max_concurrent_runs: int = 1) -> int:
+    """The cores split between the inferences that may run at once (never more ORT threads than cores)."""
+    return max(1, available_cpus() // max(1, max_concurrent_runs))
 
 
 class BackgroundRemover:
@@ -49,12 +55,18 @@ class BackgroundRemover:
         model_name: str = mp.U2NETP,
         *,
         intra_op_threads: int | None = None,
+        max_concurrent_runs: int = 1,
         allow_download: bool = False,
     ) -> None:
         if intra_op_threads is not None and intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
+        if max_concurrent_runs < 1:
+            raise ValueError(f"max_concurrent_runs must be >= 1, got {max_concurrent_runs}")
         self.model_name = model_name
-        self.intra_op_threads = intra_op_threads or default_intra_op_threads()
+        self.max_concurrent_runs = max_concurrent_runs
+        self.intra_op_threads = intra_op_threads or default_intra_op_threads(max_concurrent_runs)
+        # Each inference in flight holds its own activations (~290 MiB for u2netp): this bounds the memory.
+        self._runs = threading.BoundedSemaphore(max_concurrent_runs)
         # Off by default: a worker silently fetching 0.2-1 GB mid-run is a surprise; `ml-images models install`
         # is the explicit way. When on, a missing model goes through rembg's own downloader.
         self.allow_download = allow_download
@@ -63,7 +75,10 @@ class BackgroundRemover:
         self._available = False
 
     def __repr__(self) -> str:
-        return f"BackgroundRemover(model_name={self.model_name!r}, intra_op_threads={self.intra_op_threads})"
+        return (
+            f"BackgroundRemover(model_name={self.model_name!r}, intra_op_threads={self.intra_op_threads}, "
+            f"max_concurrent_runs={self.max_concurrent_runs})"
+        )
 
     def model_path(self) -> Path:
         """The model file rembg will load (or, when absent, where ``ml-images models install`` puts it)."""
@@ -126,7 +141,9 @@ class BackgroundRemover:
 
         # putalpha keeps the original colours under a soft alpha; rembg's default cut-out multiplies them by the
         # mask, which leaves grey fringes once composited on white.
-        result = remove(image, session=self._get_session(), putalpha=True)
+        session = self._get_session()
+        with self._runs:
+            result = remove(image, session=session, putalpha=True)
         if not isinstance(result, Image.Image):  # rembg returns the input's type; a PIL image went in
             raise TypeError(f"rembg returned {type(result).__name__}, expected a PIL image")
         return result if result.mode == "RGBA" else result.convert("RGBA")
@@ -134,6 +151,17 @@ class BackgroundRemover:
 
 _shared: dict[str, BackgroundRemover] = {}
 _shared_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # An ONNX Runtime session does not survive fork(); a forked worker builds its own on first use.
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def get_shared_remover(model_name: str) -> BackgroundRemover:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +99,53 @@ def test_shared_remover_is_one_per_model():
     assert not get_shared_remover("isnet-general-use").loaded  # nothing built until used
 
 
-def test_default_threads_split_the_cores_between_the_two_concurrent_products():
-    assert default_intra_op_threads() == max(1, available_cpus() // 2)
-    assert BackgroundRemover().intra_op_threads == default_intra_op_threads()
-    assert BackgroundRemover(intra_op_threads=2).intra_op_threads == 2
+def test_default_is_one_inference_at_a_time_on_all_cores():
+    assert BackgroundRemover().max_concurrent_runs == 1
+    assert BackgroundRemover().intra_op_threads == default_intra_op_threads() == available_cpus()
+    concurrent = BackgroundRemover(max_concurrent_runs=2)
+    assert concurrent.intra_op_threads == default_intra_op_threads(2) == max(1, available_cpus() // 2)
+    assert BackgroundRemover(intra_op_threads=3).intra_op_threads == 3
     with pytest.raises(ValueError, match="intra_op_threads"):
         BackgroundRemover(intra_op_threads=0)
+    with pytest.raises(ValueError, match="max_concurrent_runs"):
+        BackgroundRemover(max_concurrent_runs=0)
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_inferences_in_flight_are_bounded(remover, limit, monkeypatch: pytest.MonkeyPatch):
+    """Each inference in flight holds its own activations: the limit is what bounds the process's memory."""
+    bounded = BackgroundRemover("u2netp", max_concurrent_runs=limit)
+    session = remover._get_session()  # reuse the test session's model: only the limit is under test
+    monkeypatch.setattr(bounded, "_session", session)
+    in_flight, peak = 0, 0
+    guard = threading.Lock()
+    real_predict = session.predict
+
+    def watched_predict(*args: object, **kwargs: object) -> object:
+        nonlocal in_flight, peak
+        with guard:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            time.sleep(0.05)  # widen the window in which a second run could start
+            return real_predict(*args, **kwargs)
+        finally:
+            with guard:
+                in_flight -= 1
+
+    monkeypatch.setattr(session, "predict", watched_predict)
+    barrier = threading.Barrier(3)
+
+    def work() -> None:
+        barrier.wait()
+        bounded.remove(product_photo(256, 256, seed=4))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert peak == limit
 
 
 def test_missing_model_offline_is_refused_before_rembg_tries_to_download(empty_model_home, no_downloads):
@@ -151,3 +194,19 @@ def test_damaged_u2netp_is_refused(empty_model_home):
 def test_models_that_cannot_serve_the_pipeline_are_configuration_errors(name):
     with pytest.raises(ConfigurationError, match="ML_IMAGES_REMBG_MODEL"):
         BackgroundRemover(name).ensure_available()
+
+
+def test_a_forked_child_does_not_inherit_the_shared_session():
+    parent = get_shared_remover("u2netp")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: only look, then leave without running any cleanup
+        child = get_shared_remover("u2netp")
+        os.write(write_end, b"fresh" if child is not parent and not child.loaded else b"inherited")
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 16)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert answer == b"fresh"
+    assert get_shared_remover("u2netp") is parent
