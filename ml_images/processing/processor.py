@@ -141,7 +141,7 @@ class ImageProcessorService:
         canvas: Image.Image | None = None
         removed = rejected = False
         if remove_background and self.background_remover is not None:
-            canvas, preview = self._remove_and_compose(decoded, download.final_url)
+            canvas, preview = self._remove_and_compose(self.background_remover, decoded, download.final_url)
             removed, rejected = canvas is not None, canvas is None
             extra.append(perceptual_hash(preview))
         if canvas is None:
@@ -185,17 +185,18 @@ class ImageProcessorService:
             )
         return cv.compose(image, _float_box(bbox), canvas_size=self.canvas_size, fill_ratio=self.fill_ratio)
 
-    def _remove_and_compose(self, decoded: DecodedImage, url: str) -> tuple[Image.Image | None, Image.Image]:
+    def _remove_and_compose(
+        self, remover: BackgroundRemover, decoded: DecodedImage, url: str
+    ) -> tuple[Image.Image | None, Image.Image]:
         """(canvas, preview): canvas is None when the mask fails the sanity gate. The preview is the un-removed
         framing on a small canvas, hashed so a later copy of the same photo is caught as a duplicate."""
-        assert self.background_remover is not None
         full = decoded.image
         work = full.convert("RGB") if full.mode != "RGB" else full.copy()
         work.thumbnail((REMOVAL_WORKING_SIDE, REMOVAL_WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
         trim = cv.content_bbox(work) or (0, 0, work.width, work.height)
         preview = cv.compose(work, _float_box(trim), canvas_size=_PREVIEW_CANVAS, fill_ratio=self.fill_ratio)
         try:
-            cut = self.background_remover.remove(work)
+            cut = remover.remove(work)
         except MlImagesError:
             raise  # the model is missing or misconfigured: stop the run, do not degrade silently
         except Exception as exc:  # an inference failure on one picture: keep the original instead

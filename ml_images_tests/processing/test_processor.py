@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
+from ml_images.errors import ModelNotInstalledError
+from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.quality import edge_luminance
 from ml_images.processing.results import ImageRefused, ProcessingOutcome
@@ -208,3 +210,27 @@ def test_two_products_processed_at_once_in_two_threads(remover):
         t.join(timeout=60)
     for index in range(2):
         assert [img.background_removed for img in results[index].images] == [True, False, False]
+
+
+def test_a_missing_model_stops_the_product_instead_of_degrading(tmp_path, monkeypatch):
+    monkeypatch.delenv("U2NET_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("REMBG_HOME", str(tmp_path / "empty"))
+    svc = service(BackgroundRemover("u2netp"))
+    with pytest.raises(ModelNotInstalledError):
+        svc.process_product([downloaded(encode(product_photo(600, 600, seed=60)))])
+
+
+class _BrokenInference(BackgroundRemover):
+    """An inference that fails on this one picture (ONNX Runtime error, out of memory...)."""
+
+    def remove(self, image: Image.Image) -> Image.Image:
+        raise RuntimeError("onnxruntime: simulated failure")
+
+
+def test_an_inference_failure_keeps_the_normalised_original():
+    photo = product_photo(600, 600, seed=61, background=(200, 190, 170))
+    outcome = service(_BrokenInference()).process_product([downloaded(encode(photo))])
+    assert len(outcome.images) == 1
+    assert outcome.images[0].removal_rejected
+    assert not outcome.images[0].background_removed
