@@ -31,6 +31,7 @@ from ml_images.refusals import Refusal
 
 IMAGE_ERROR_PREFIX = "images: "
 STALE_CLAIM = "stale_claim"
+RETRIED_IN_SAME_RUN = "retried_in_same_run"
 _SYNC_ERROR_MAX = 4000  # a person reads it in an admin screen; the attempt row keeps the refusals in full
 
 
@@ -111,6 +112,24 @@ class ImageRecorder:
                             reason=f"unfinished for more than {self.claim_ttl_hours:g} h; taken over",
                         )
                     )
+                    if run_id is not None:
+                        # A step retried inside the same Dagster run (RetryPolicy) finds the claims its first try
+                        # could not release (e.g. the database was down then): they are its own, so it takes them
+                        # over instead of skipping its products as "in flight" for the whole claim TTL.
+                        session.execute(
+                            sa.update(ImageFetchAttempt)
+                            .where(
+                                ImageFetchAttempt.product_id == product_id,
+                                ImageFetchAttempt.finished_at.is_(None),
+                                ImageFetchAttempt.run_id == run_id,
+                            )
+                            .values(
+                                finished_at=now,
+                                outcome=AttemptOutcome.FAILED.value,
+                                reason_code=RETRIED_IN_SAME_RUN,
+                                reason="left unfinished by an earlier try of the same run; taken over by its retry",
+                            )
+                        )
                     attempt = ImageFetchAttempt(
                         product_id=product_id, run_id=run_id, started_at=now, outcome=AttemptOutcome.RUNNING.value
                     )

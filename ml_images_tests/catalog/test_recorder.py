@@ -138,6 +138,26 @@ def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
     assert _attempt(session_factory, new.attempt_id).finished_at is None
 
 
+def test_a_retry_in_the_same_run_takes_over_its_own_unreleased_claim(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    # The first try of a step could not release its claim (database down); Dagster retries the step in the same run.
+    pid = make_product()
+    first = recorder.claim(pid, "run-1")
+    assert first is not None
+    assert recorder.claim(pid, "run-2") is None  # another run still sees it in flight
+    retry = recorder.claim(pid, "run-1")
+    assert retry is not None
+    assert retry.attempt_id != first.attempt_id
+    old = _attempt(session_factory, first.attempt_id)
+    assert old.outcome == AttemptOutcome.FAILED.value
+    assert old.reason_code == "retried_in_same_run"
+    with pytest.raises(ClaimLostError):
+        recorder.commit_images(first, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
+    recorder.commit_images(retry, [_record(0, "k1")], search_calls=1, candidates_found=1, refusals=[])
+    assert [key for _, key, _ in _images(session_factory, pid)] == ["k1"]
+
+
 def test_claim_of_a_missing_product_is_an_error_not_busy(recorder: ImageRecorder) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         recorder.claim(424242, None)
