@@ -27,7 +27,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-PHOTO_GENERATOR_VERSION = "1"
+PHOTO_GENERATOR_VERSION = "2"
 
 
 def bench_root() -> Path:
@@ -341,10 +341,16 @@ def stored_image_counts(database_url: str) -> dict[int, int]:
 # ------------------------------------------------------------------------------------------- synthetic photos
 
 
-def render_photo(size: int, seed: int) -> bytes:
-    """A product-like photo (shaded bottle-like object, highlight, drop shadow) on a striped noisy background.
+_SHAPES = 5  # silhouettes; a product's k-th candidate uses shape k % 5, so its pictures never look alike
 
-    The same generator as compute-limits.md's measurements, so the per-image costs there apply. JPEG q90.
+
+def render_photo(size: int, seed: int, shape: int = 0) -> bytes:
+    """A product-like photo: a shaded object with a highlight and a drop shadow on a striped, noisy background.
+
+    Built like compute-limits.md's test images (same size, noise and JPEG q90, so its per-image costs apply), with
+    five silhouettes (bottle, box, pair, lying can, ring) and varied backdrops (stripe direction, gradient side,
+    object placement): the candidates of one product stay far apart for the perceptual-hash de-duplication.
+    The backdrop stays light enough for the processor's dark-background check.
     """
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
@@ -352,34 +358,55 @@ def render_photo(size: int, seed: int) -> bytes:
     w = h = size
     r = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    bgc = r.uniform(60, 230, 3).astype(np.float32)
-    stripes = 12 * np.sin(xx / w * r.uniform(20, 60) + 3 * np.sin(yy / h * 7))
-    bg = bgc[None, None, :] * (0.75 + 0.35 * yy[..., None] / h) + stripes[..., None]
+    bgc = r.uniform(120, 235, 3).astype(np.float32)
+    angle = [0.0, np.pi / 2, np.pi / 4, -np.pi / 4, np.pi / 3][shape % _SHAPES]
+    along = (xx * np.cos(angle) + yy * np.sin(angle)) / w
+    stripes = 14 * np.sin(along * r.uniform(20, 60) + 3 * np.sin(yy / h * 7))
+    ramp = [yy / h, xx / w, 1 - yy / h, 1 - xx / w, (xx + yy) / (w + h)][(shape + seed) % 4]
+    bg = bgc[None, None, :] * (0.8 + 0.3 * ramp[..., None]) + stripes[..., None]
     bg += r.normal(0, 8, (h, w, 3)).astype(np.float32)
-    cx, cy = w * r.uniform(0.4, 0.6), h * r.uniform(0.45, 0.55)
-    ax, ay = w * r.uniform(0.18, 0.3), h * r.uniform(0.25, 0.38)
-    d = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2
-    mask_img = Image.fromarray((d < 1).astype(np.uint8) * 255)
-    ImageDraw.Draw(mask_img).rectangle(
-        [cx - ax * 0.3, cy - ay * 1.35, cx + ax * 0.3, cy - ay * 0.8], fill=255
-    )  # neck and cap
+
+    cx, cy = w * r.uniform(0.35, 0.65), h * r.uniform(0.4, 0.6)
+    ax, ay = w * r.uniform(0.16, 0.26), h * r.uniform(0.22, 0.34)
+    mask_img = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(mask_img)
+    kind = shape % _SHAPES
+    if kind == 0:  # bottle: body and neck
+        draw.ellipse([cx - ax, cy - ay, cx + ax, cy + ay], fill=255)
+        draw.rectangle([cx - ax * 0.3, cy - ay * 1.35, cx + ax * 0.3, cy - ay * 0.8], fill=255)
+    elif kind == 1:  # box seen at an angle: a wide parallelogram
+        draw.polygon(
+            [(cx - ax * 1.5, cy - ay * 0.5), (cx + ax * 1.1, cy - ay * 0.7), (cx + ax * 1.5, cy + ay * 0.6),
+             (cx - ax * 1.1, cy + ay * 0.8)],
+            fill=255,
+        )  # fmt: skip
+    elif kind == 2:  # a pair: a tall block and a round object beside it
+        draw.rectangle([cx - ax * 1.4, cy - ay * 1.2, cx - ax * 0.2, cy + ay], fill=255)
+        draw.ellipse([cx + ax * 0.1, cy - ay * 0.1, cx + ax * 1.5, cy + ay * 1.0], fill=255)
+    elif kind == 3:  # a can lying down: wide and flat
+        draw.ellipse([cx - ax * 1.7, cy - ay * 0.45, cx + ax * 1.7, cy + ay * 0.45], fill=255)
+    else:  # a ring
+        draw.ellipse([cx - ax * 1.2, cy - ax * 1.2, cx + ax * 1.2, cy + ax * 1.2], fill=255)
+        draw.ellipse([cx - ax * 0.6, cy - ax * 0.6, cx + ax * 0.6, cy + ax * 0.6], fill=0)
     mask = np.asarray(mask_img.filter(ImageFilter.GaussianBlur(max(1, w / 600))), dtype=np.float32) / 255.0
+
+    d = ((xx - cx) / (ax * 1.5)) ** 2 + ((yy - cy) / (ay * 1.2)) ** 2
     objc = r.uniform(20, 255, 3).astype(np.float32)
     shade = np.clip(1.15 - 0.6 * np.sqrt(np.minimum(d, 1.5)) + 0.25 * (cx - xx) / w, 0.2, 1.3)
     obj = objc[None, None, :] * shade[..., None]
     highlight = np.exp(-(((xx - (cx - ax * 0.4)) / (ax * 0.12)) ** 2 + ((yy - cy) / (ay * 0.5)) ** 2))
     obj += 120 * highlight[..., None] + r.normal(0, 4, (h, w, 3)).astype(np.float32)
-    shadow = np.exp(-(((xx - cx - ax * 0.15) / (ax * 1.1)) ** 2 + ((yy - cy - ay * 0.9) / (ay * 0.2)) ** 2))
-    bg *= (1 - 0.4 * shadow)[..., None]
+    shadow = np.exp(-(((xx - cx - ax * 0.15) / (ax * 1.3)) ** 2 + ((yy - cy - ay * 1.0) / (ay * 0.2)) ** 2))
+    bg *= (1 - 0.35 * shadow)[..., None]
     image = bg * (1 - mask[..., None]) + obj * mask[..., None]
     out = io.BytesIO()
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(out, "JPEG", quality=90)
     return out.getvalue()
 
 
-def _render_to(args: tuple[int, int, str]) -> None:
-    size, seed, path = args
-    Path(path).write_bytes(render_photo(size, seed))
+def _render_to(args: tuple[int, int, int, str]) -> None:
+    size, seed, shape, path = args
+    Path(path).write_bytes(render_photo(size, seed, shape))
 
 
 def product_photos(
@@ -393,7 +420,7 @@ def product_photos(
     root.mkdir(parents=True, exist_ok=True)
     paths = [[root / f"p{i:05d}_{k}.jpg" for k in range(per_product)] for i in range(products)]
     missing = [
-        (size, 7919 * i + k, str(path))
+        (size, 7919 * i + k, k, str(path))
         for i, row in enumerate(paths)
         for k, path in enumerate(row)
         if not path.exists()
