@@ -88,11 +88,8 @@ def run_selection_benchmark(
     if server_url is None:
         raise RuntimeError("PostgreSQL is not reachable; set ML_IMAGES_BENCH_POSTGRES_URL")
     selection = scale.run(rows, server_url, repeats)
-    verdict = "meets" if selection.headline.median < scale.GOAL_SECONDS else "MISSES"
     selection_notes = (
-        f"Goal: the pending query under {scale.GOAL_SECONDS:g} s: {selection.headline.median:.3f} s median, {verdict} "
-        f"it (1-min load average {selection.load_average:.2f}; seeding took {selection.seed.seconds:.0f} s).\n\n"
-        f"EXPLAIN (ANALYZE, BUFFERS) of the pending query:\n\n```\n{selection.plan}\n```"
+        f"{selection.verdict()}\n\nEXPLAIN (ANALYZE, BUFFERS) of the pending query:\n\n```\n{selection.plan}\n```"
     )
     tables = [(selection.title, selection.rows, selection_notes)]
 
