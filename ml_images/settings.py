@@ -15,6 +15,16 @@ from pathlib import Path
 from ml_images.errors import ConfigurationError
 
 SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
+# S3 canned ACLs; objects are private (no ACL sent) unless ML_IMAGES_S3_ACL names one of these.
+S3_CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -82,6 +92,7 @@ class Settings:
     s3_region: str | None = None
     aws_endpoint_url: str | None = None
     public_base_url: str | None = None
+    s3_acl: str | None = None
     rembg_model: str = "u2netp"
     allowed_private_hosts: frozenset[str] = frozenset()
     publication_rules_json: str | None = None
@@ -99,6 +110,9 @@ class Settings:
             raise ConfigurationError(
                 f"ML_IMAGES_SEARCH_PROVIDER must be one of {', '.join(SEARCH_PROVIDERS)}, got {provider!r}"
             )
+        s3_acl = _get(env, "ML_IMAGES_S3_ACL")
+        if s3_acl is not None and s3_acl not in S3_CANNED_ACLS:
+            raise ConfigurationError(f"ML_IMAGES_S3_ACL must be one of {', '.join(S3_CANNED_ACLS)}, got {s3_acl!r}")
         return cls(
             home=home,
             database_url=_get(env, "ML_IMAGES_DATABASE_URL") or default_database_url(home),
@@ -114,6 +128,7 @@ class Settings:
             s3_region=_get(env, "AWS_S3_REGION_NAME"),
             aws_endpoint_url=_get(env, "AWS_ENDPOINT_URL"),
             public_base_url=_get(env, "ML_IMAGES_PUBLIC_BASE_URL"),
+            s3_acl=s3_acl,
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
             publication_rules_json=_get(env, "MERCADOLIBRE_PUBLICATION_RULES"),

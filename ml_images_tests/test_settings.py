@@ -34,6 +34,7 @@ def test_values_are_read_and_trimmed(tmp_path: Path) -> None:
             "ML_IMAGES_ALLOWED_PRIVATE_HOSTS": "127.0.0.1, LocalHost,[::1]",
             "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS": "12.5",
             "ML_IMAGES_REMBG_MODEL": "isnet-general-use",
+            "ML_IMAGES_S3_ACL": "public-read",
         }
     )
     assert settings.database_url == "postgresql+psycopg2://u@h/db"
@@ -43,6 +44,7 @@ def test_values_are_read_and_trimmed(tmp_path: Path) -> None:
     assert settings.allowed_private_hosts == frozenset({"127.0.0.1", "localhost", "::1"})
     assert settings.freshness_hours == 12.5
     assert settings.rembg_model == "isnet-general-use"
+    assert settings.s3_acl == "public-read"
 
 
 def test_blank_values_count_as_unset(tmp_path: Path) -> None:
@@ -58,6 +60,7 @@ def test_blank_values_count_as_unset(tmp_path: Path) -> None:
         ("IMAGE_SEARCH_COUNT", "0", "IMAGE_SEARCH_COUNT"),
         ("MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", "-1", "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS"),
         ("ML_IMAGES_CANVAS_SIZE", "300", "ML_IMAGES_CANVAS_SIZE"),
+        ("ML_IMAGES_S3_ACL", "public", "ML_IMAGES_S3_ACL"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, fragment: str) -> None:

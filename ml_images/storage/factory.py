@@ -32,6 +32,7 @@ def build_image_store(settings: Settings, *, s3_client: Any = None) -> ImageStor
             client,
             settings.bucket,
             public_base_url=settings.public_base_url,
+            acl=settings.s3_acl,
             region=settings.s3_region,
             endpoint_url=settings.aws_endpoint_url,
         )

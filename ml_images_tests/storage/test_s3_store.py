@@ -132,6 +132,20 @@ def test_factory_builds_s3_through_dagster_aws_honouring_the_endpoint(s3_endpoin
     assert s3_endpoint["bucket"] in store.describe()
 
 
+def test_factory_applies_the_acl_from_the_environment(s3_client, s3_endpoint, jpeg_bytes):
+    settings = Settings.from_env(
+        {
+            "ML_IMAGES_HOME": "/tmp/unused",
+            "AWS_STORAGE_BUCKET_NAME": s3_endpoint["bucket"],
+            "AWS_ENDPOINT_URL": s3_endpoint["endpoint_url"],
+            "AWS_S3_REGION_NAME": s3_endpoint["region"],
+            "ML_IMAGES_S3_ACL": "public-read",
+        }
+    )
+    build_image_store(settings).put(KEY, jpeg_bytes)
+    assert ALL_USERS in grantees(s3_client, s3_endpoint["bucket"], KEY)
+
+
 def test_factory_s3_with_an_unreachable_endpoint_fails_as_unavailable(closed_port, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
