@@ -17,6 +17,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class RealPathRun:
     objects_in_bucket: int
     backend: str
     foreign_cores: float
+    s3_server_cpu_s: float = 0.0  # the local S3 server's CPU meanwhile (on the same 2 cores; elsewhere in production)
+    fixture_cpu_s: float = 0.0  # this process's CPU meanwhile: the fixture search and image server threads
 
     @property
     def products_per_minute(self) -> float:
@@ -221,6 +224,25 @@ class EndToEndResult:
                 "plus the uploads, database writes and the run's event writes sharing the 2 cores. Everything outside "
                 f"the image steps ({real.process.wall_s - image_s:.1f} s) is time the floor does not pay at all."
             )
+            capacity = 2.0 * real.process.wall_s
+            floors = self.floors_by_layout()
+            floor_cpu = summarize([f.cpu_s for f in floors[self.floor_layout() or 2]]).median
+            pipeline_layout = floors.get(1)
+            lines.append(
+                f"Machine time of that run (core-seconds; 2 cores × {real.process.wall_s:.1f} s = {capacity:.0f}): "
+                f"the `ml-images fetch` process {real.process.cpu_s:.1f}, the local S3 server "
+                f"{real.s3_server_cpu_s:.1f}, the fixture search/image server {real.fixture_cpu_s:.1f}, other "
+                f"processes {real.foreign_cores * real.process.wall_s:.1f}; idle "
+                f"{max(0.0, capacity - real.process.cpu_s - real.s3_server_cpu_s - real.fixture_cpu_s):.1f}. "
+                f"The floor used {floor_cpu:.1f} core-seconds for the same images. The S3 and fixture servers run on "
+                "other machines in production; here they take their share of the same 2 cores."
+                + (
+                    f" With the pipeline's own remover layout (one inference at a time) the floor is "
+                    f"{summarize([f.products_per_minute for f in pipeline_layout]).median:.1f} products/min."
+                    if pipeline_layout and self.floor_layout() != 1
+                    else ""
+                )
+            )
             if ratio < FLOOR_GOAL:
                 lines.append(
                     f"Floor goal missed ({ratio:.2f} < {FLOOR_GOAL:g}): to reach it the whole command would have to "
@@ -350,6 +372,7 @@ def run_real_path(
             search_endpoint=search_endpoint,
             s3_env=s3.env(bucket),
         )
+        s3_cpu0, own_cpu0 = s3.cpu_seconds(), time.process_time()
         with ForeignLoad() as load:
             process = run_monitored(
                 [venv_script("ml-images"), "fetch", "--batch-size", str(config.batch_size), *fetch_args],
@@ -357,6 +380,7 @@ def run_real_path(
                 cwd=work,
                 timeout_s=config.timeout_s,
             )
+        s3_cpu, fixture_cpu = s3.cpu_seconds() - s3_cpu0, time.process_time() - own_cpu0
         process.check()
         counts = stored_image_counts(catalog.url)
         timings = collect_run_timings(dagster_home)
@@ -369,6 +393,8 @@ def run_real_path(
             objects_in_bucket=s3.object_count(bucket),
             backend=catalog.backend,
             foreign_cores=load.foreign_cores,
+            s3_server_cpu_s=s3_cpu,
+            fixture_cpu_s=fixture_cpu,
         )
 
 

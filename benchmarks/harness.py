@@ -154,6 +154,10 @@ class MotoS3Server:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    def cpu_seconds(self) -> float:
+        """CPU the server process has used so far (it shares the machine with the pipeline it serves)."""
+        return _tree_cpu_seconds(self.pid) if self.pid is not None else 0.0
+
     def create_bucket(self, name: str | None = None) -> str:
         import boto3
 
@@ -509,6 +513,7 @@ class MonitoredRun:
     started_at: float  # time.time() just before the spawn
     ended_at: float  # time.time() when the exit was reaped
     max_rss_mib: float  # ru_maxrss from wait4: exact peak of the largest single process in the tree
+    cpu_s: float = 0.0  # user + system CPU of the command and its reaped descendants (wait4 rusage)
     peaks: list[ProcessPeak] = field(default_factory=list)  # sampled VmHWM per process of the tree
     stdout: str = ""
     stderr: str = ""
@@ -632,6 +637,7 @@ def _run_monitored_here(
         started_at=started_at,
         ended_at=ended_at,
         max_rss_mib=(rusage.ru_maxrss / 1024) if rusage is not None else 0.0,
+        cpu_s=(rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0,
         peaks=sorted(peaks.values(), key=lambda p: -p.peak_rss_mib),
         stdout=stdout,
         stderr=stderr,
