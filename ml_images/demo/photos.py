@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -157,7 +158,10 @@ def write_photos(
 
     workers = default_workers() if workers is None else max(1, workers)
     if workers > 1 and len(originals) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(originals))) as pool:
+        # "spawn", not the platform's default fork: forking a process that runs other threads (the demo's
+        # fixture server, pytest's servers) can copy a held lock into the child and hang it forever.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(originals)), mp_context=context) as pool:
             for spec, data in zip(originals, pool.map(render, originals), strict=True):
                 _atomic_write(paths[spec.name], data)
                 record(spec, data, spec.fingerprint())
