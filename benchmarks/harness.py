@@ -547,7 +547,7 @@ def run_monitored(
     receiver, sender = context.Pipe(duplex=False)
     worker = context.Process(
         target=_monitor_in_worker,
-        args=(sender, list(argv), dict(env), cwd, timeout_s, sample_interval_s),
+        args=(sender, list(argv), dict(env), cwd, timeout_s, sample_interval_s, os.getpid()),
         name="bench-monitor",
         daemon=True,
     )
@@ -572,18 +572,40 @@ def run_monitored(
 
 
 def _monitor_in_worker(
-    sender: Any, argv: list[str], env: dict[str, str], cwd: Path | None, timeout_s: float, interval_s: float
+    sender: Any,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path | None,
+    timeout_s: float,
+    interval_s: float,
+    caller_pid: int,
 ) -> None:
     try:
-        result: MonitoredRun | BaseException = _run_monitored_here(argv, env, cwd, timeout_s, interval_s)
+        result: MonitoredRun | BaseException = _run_monitored_here(argv, env, cwd, timeout_s, interval_s, caller_pid)
     except Exception as exc:  # handed to the caller, which re-raises it
         result = exc
-    sender.send(result)
+    with contextlib.suppress(OSError):  # the caller is gone: nobody to tell
+        sender.send(result)
     sender.close()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _run_monitored_here(
-    argv: list[str], env: dict[str, str], cwd: Path | None, timeout_s: float, sample_interval_s: float
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path | None,
+    timeout_s: float,
+    sample_interval_s: float,
+    caller_pid: int | None = None,
 ) -> MonitoredRun:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started_at = time.time()
@@ -619,6 +641,11 @@ def _run_monitored_here(
                     os.killpg(process.pid, signal.SIGKILL)
                     os.wait4(process.pid, 0)
                     raise TimeoutError(f"{argv[0]} did not finish within {timeout_s:.0f} s")
+                if caller_pid is not None and not _pid_alive(caller_pid):
+                    # the benchmark was stopped: do not leave a pipeline run behind on a shared machine
+                    os.killpg(process.pid, signal.SIGKILL)
+                    os.wait4(process.pid, 0)
+                    raise RuntimeError(f"the benchmark process {caller_pid} is gone; {argv[0]} stopped")
                 time.sleep(sample_interval_s)
         finally:
             process.returncode = process.returncode if process.returncode is not None else -1
