@@ -35,7 +35,8 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A number from the environment; blank or unset gives ``default``; bad values name the variable."""
     raw = _get(env, name)
     if raw is None:
         return default
@@ -132,8 +133,8 @@ class Settings:
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
             publication_rules_json=_get(env, "MERCADOLIBRE_PUBLICATION_RULES"),
-            freshness_hours=_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),
-            no_images_cooldown_hours=_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
-            search_cache_ttl_hours=_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),
+            freshness_hours=env_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),
+            no_images_cooldown_hours=env_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
+            search_cache_ttl_hours=env_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),
             canvas_size=_integer(env, "ML_IMAGES_CANVAS_SIZE", 1200, minimum=500),
         )

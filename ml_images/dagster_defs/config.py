@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from dagster import Backoff, Config, Jitter, RetryPolicy
 from pydantic import Field
 
-from ml_images.errors import ConfigurationError
+from ml_images.settings import env_number
 
 #: Concurrency pool of the step that calls the paid search API (``dagster instance concurrency set`` / dagster.yaml).
 IMAGE_SEARCH_POOL = "image_search_api"
@@ -40,19 +40,6 @@ class ProductImagesConfig(Config):
     )
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be >= {minimum:g}, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class SensorSettings:
     """How much one tick of ``new_eligible_products_sensor`` asks for.
@@ -72,11 +59,11 @@ class SensorSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SensorSettings:
         env = os.environ if env is None else env
         return cls(
-            batch_size=int(_env_number(env, "ML_IMAGES_SENSOR_BATCH_SIZE", 25, 1)),
-            max_products_per_tick=int(_env_number(env, "ML_IMAGES_SENSOR_MAX_PRODUCTS_PER_TICK", 500, 1)),
-            max_active_runs=int(_env_number(env, "ML_IMAGES_SENSOR_MAX_ACTIVE_RUNS", 4, 1)),
-            requested_ttl_hours=_env_number(env, "ML_IMAGES_SENSOR_REQUESTED_TTL_HOURS", 2.0, 0.0),
-            minimum_interval_seconds=int(_env_number(env, "ML_IMAGES_SENSOR_INTERVAL_SECONDS", 60, 5)),
+            batch_size=int(env_number(env, "ML_IMAGES_SENSOR_BATCH_SIZE", 25, minimum=1)),
+            max_products_per_tick=int(env_number(env, "ML_IMAGES_SENSOR_MAX_PRODUCTS_PER_TICK", 500, minimum=1)),
+            max_active_runs=int(env_number(env, "ML_IMAGES_SENSOR_MAX_ACTIVE_RUNS", 4, minimum=1)),
+            requested_ttl_hours=env_number(env, "ML_IMAGES_SENSOR_REQUESTED_TTL_HOURS", 2.0, minimum=0.0),
+            minimum_interval_seconds=int(env_number(env, "ML_IMAGES_SENSOR_INTERVAL_SECONDS", 60, minimum=5)),
         )
 
 
@@ -87,8 +74,8 @@ def transient_retry_policy(env: Mapping[str, str] | None = None) -> RetryPolicy:
     """
     env = os.environ if env is None else env
     return RetryPolicy(
-        max_retries=int(_env_number(env, "ML_IMAGES_STEP_MAX_RETRIES", 2, 0)),
-        delay=_env_number(env, "ML_IMAGES_STEP_RETRY_DELAY_SECONDS", 30.0, 0.0),
+        max_retries=int(env_number(env, "ML_IMAGES_STEP_MAX_RETRIES", 2, minimum=0)),
+        delay=env_number(env, "ML_IMAGES_STEP_RETRY_DELAY_SECONDS", 30.0, minimum=0.0),
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )
