@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_for_quiet
+from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_until_idle
 
 BENCHMARKS = ("end_to_end", "overhead", "selection", "memory")
 
@@ -76,7 +76,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="first wait up to this long for the 1-min load average to drop below 0.8 (shared machines)",
+        help="first wait up to this long for other processes to go quiet (shared machines)",
+    )
+    parser.add_argument(
+        "--max-foreign-load",
+        type=float,
+        default=0.25,
+        metavar="CORES",
+        help="an end-to-end sample taken while other processes used more CPU is measured again (default 0.25)",
     )
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args(argv)
@@ -91,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     append = not args.no_append
     if args.wait_quiet > 0:
         print(f"waiting up to {args.wait_quiet:.0f} s for a quiet machine…", flush=True)
-        wait_for_quiet(0.8, args.wait_quiet)
+        wait_until_idle(timeout_s=args.wait_quiet)
     print(f"machine: {machine_description()}; load average {load_average():.2f}", flush=True)
     started = time.perf_counter()
 
@@ -110,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefer_postgres=not args.sqlite,
             run_floor="end_to_end" in selected and not args.no_floor,
             run_sequential="end_to_end" in selected and not args.no_sequential,
+            max_foreign_cores=args.max_foreign_load,
         )
         print(f"\n[1] end to end: {config}", flush=True)
         e2e = end_to_end.run(config)

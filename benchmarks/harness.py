@@ -88,19 +88,6 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def wait_for_quiet(max_load: float = 0.8, timeout_s: float = 0.0, poll_s: float = 15.0) -> float:
-    """Wait (up to ``timeout_s``) until the 1-minute load average is below ``max_load``; returns the last reading.
-
-    The machine may be shared: a figure taken under foreign load measures the neighbours, not the pipeline.
-    """
-    deadline = time.monotonic() + timeout_s
-    load = load_average()
-    while load >= max_load and time.monotonic() < deadline:
-        time.sleep(poll_s)
-        load = load_average()
-    return load
-
-
 def _die_with_parent() -> None:
     """In a child before exec: SIGTERM when the process that started it dies, so a killed benchmark leaves no
     server or pipeline process behind (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere)."""
@@ -729,6 +716,17 @@ class ForeignLoad:
         own = _tree_cpu_seconds(os.getpid()) - self._own0
         total = CpuMeter._busy() - self._all0
         self.foreign_cores = max(0.0, (total - own) / self.wall_s) if self.wall_s > 0 else 0.0
+
+
+def wait_until_idle(*, timeout_s: float = 300.0, window_s: float = 5.0, max_foreign_cores: float = 0.1) -> float:
+    """Wait (up to ``timeout_s``) until processes outside this benchmark stay under ``max_foreign_cores`` for a
+    whole ``window_s``; returns the last window's reading. Unlike the load average it reacts within seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with ForeignLoad() as load:
+            time.sleep(window_s)
+        if load.foreign_cores < max_foreign_cores or time.monotonic() >= deadline:
+            return load.foreign_cores
 
 
 def machine_description() -> str:
