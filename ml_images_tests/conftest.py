@@ -6,6 +6,8 @@
   their own, dropped afterwards. Set ``ML_IMAGES_TEST_POSTGRES_URL`` to point at a server (default
   ``postgresql+psycopg2://postgres@127.0.0.1:5432/test``). When it is unreachable the tests skip locally, but
   fail when ``CI`` or ``ML_IMAGES_REQUIRE_POSTGRES`` is set, so CI can never go green without them.
+* Django: ``django_catalog`` (SQLite and PostgreSQL) and ``django_catalog_at(url)`` migrate the original Django
+  app's tables into a test database with Django itself (``ml_images_tests/django_catalog``).
 * S3: ``s3_endpoint`` is a real moto S3 API server on 127.0.0.1 (server mode, not an in-process mock).
 """
 
@@ -19,6 +21,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+# The original Django app's tables, created by Django (see ml_images_tests/django_catalog).
+from ml_images_tests.django_catalog.fixtures import django_catalog, django_catalog_at  # noqa: F401
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 _CREDENTIAL_VARS = (
