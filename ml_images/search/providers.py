@@ -148,17 +148,28 @@ def _parse_int(text: str) -> int | float:
     return int(text)
 
 
+_NOT_JSON = object()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
 def _decode_json(raw: bytes) -> Any:
-    """The parsed body; None when it is not JSON. One absurd number does not make the whole body unreadable."""
+    """The parsed body, or ``_NOT_JSON``. One absurd number does not make the whole body unreadable."""
     try:
         return json.loads(raw, parse_int=_parse_int)
     except UnicodeDecodeError:
         try:  # one bad byte in a title must not cost the other results
             return json.loads(raw.decode("utf-8", errors="replace"), parse_int=_parse_int)
         except (ValueError, RecursionError):
-            return None
-    except (ValueError, RecursionError):
-        return None
+            return _NOT_JSON
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the parser goes
+        return _NOT_JSON
 
 
 def _malformed_results(provider: str, results: Any, field_name: str) -> list[Mapping[str, Any] | None]:
@@ -277,7 +288,7 @@ class _JsonApiProvider:
         body = _decode_json(raw)
         if status == 200:
             if not isinstance(body, Mapping):
-                what = "not JSON" if body is None else f"a JSON {type(body).__name__}, not an object"
+                what = "not JSON" if body is _NOT_JSON else f"a JSON {_json_type(body)}, not an object"
                 raise RetryableSearchError(f"{self.name}: {where} answered 200 with a body that is {what}")
             return body
         self._raise_for_status(status, body if isinstance(body, Mapping) else {}, response.headers)
