@@ -62,7 +62,11 @@ _KEY_LIKE_PARAMETER = re.compile(r"key|token|secret|pass|pwd|auth|sig|cred", re.
 
 _lock = threading.Lock()
 _protected: set[str] = set()
-_compiled: tuple[frozenset[str], re.Pattern[str] | None] = (frozenset(), None)
+_protected_version = 0
+# (what the secrets were derived from, the pattern): rebuilt only when that changes, so redacting costs a few
+# dictionary lookups, not a scan of the environment, per log record.
+_compiled: tuple[tuple[object, ...], re.Pattern[str] | None] = ((), None)
+_credential_names: tuple[int, tuple[str, ...]] = (-1, ())
 _installed = False
 
 
@@ -94,16 +98,37 @@ def secrets_in_environment(env: Mapping[str, str] | None = None) -> set[str]:
             found.add(value)
     for name in URL_VARIABLES:
         found.update(url_secrets(env.get(name)))
-    for name, value in env.items():
-        if _CREDENTIAL_NAME.search(name.upper()) and len(value.strip()) >= BOUNDED_BELOW:
-            found.add(value.strip())
+    for name in _credential_named(env):
+        value = (env.get(name) or "").strip()
+        if len(value) >= BOUNDED_BELOW:
+            found.add(value)
     return found
+
+
+def _credential_named(env: Mapping[str, str]) -> list[str]:
+    return [name for name in env if _CREDENTIAL_NAME.search(name.upper())]
+
+
+def _environment_fingerprint() -> tuple[object, ...]:
+    """The values the environment's secrets derive from; the credential-named variables are looked for again
+    only when variables are added or removed."""
+    global _credential_names
+    env = os.environ
+    size, names = _credential_names
+    if size != len(env):
+        names = tuple(_credential_named(env))
+        _credential_names = (len(env), names)
+    return tuple(env.get(name) for name in (*SECRET_VARIABLES, *URL_VARIABLES, *names))
 
 
 def protect(*values: str | None) -> None:
     """Register credentials that did not come from the environment (a key passed to a constructor)."""
-    with _lock:
-        _protected.update(v for v in values if v)
+    global _protected_version
+    new = {v for v in values if v} - _protected
+    if new:
+        with _lock:
+            _protected.update(new)
+            _protected_version += 1
 
 
 _HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
@@ -143,15 +168,16 @@ def secret_pattern(secret: str) -> str:
 
 def _pattern() -> re.Pattern[str] | None:
     global _compiled
+    source = (_protected_version, *_environment_fingerprint())
+    cached_for, compiled = _compiled
+    if source == cached_for:
+        return compiled
     with _lock:
-        secrets = frozenset(s for s in _protected | secrets_in_environment() if len(s) >= MIN_LENGTH)
-        cached_for, compiled = _compiled
-        if secrets == cached_for:
-            return compiled
+        secrets = {s for s in _protected | secrets_in_environment() if len(s) >= MIN_LENGTH}
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(secrets, key=len, reverse=True)
         compiled = re.compile("|".join(secret_pattern(s) for s in ordered)) if ordered else None
-        _compiled = (secrets, compiled)
+        _compiled = (source, compiled)
         return compiled
 
 

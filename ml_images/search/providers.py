@@ -265,7 +265,7 @@ class _JsonApiProvider:
                     raise self._past_deadline(where) from None
                 # ``from None``: requests' message contains the full URL, query string (API key) included.
                 raise RetryableSearchError(f"{self.name}: {type(exc).__name__} calling {where}") from None
-            except requests.RequestException as exc:
+            except Exception as exc:  # whatever it is, its text may hold the URL, query string and key included
                 raise SearchUnavailableError(f"{self.name}: {type(exc).__name__} calling {where}") from None
             with response:
                 status = response.status_code
