@@ -346,3 +346,59 @@ def test_fetch_leaks_no_key_anywhere(provider_server: ProviderServer, tmp_path: 
     if verbose:
         compute_logs = [p for p in dagster_home.rglob("*") if p.is_file() and p.suffix in (".err", ".out")]
         assert any(b'"GET /' in p.read_bytes() for p in compute_logs), "the compute logs hold the DEBUG lines too"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider_server", ["serpapi"], indirect=True)
+def test_runs_launched_by_dagster_with_debug_python_logs_leak_no_key(
+    provider_server: ProviderServer, tmp_path: Path
+) -> None:
+    """Outside ``ml-images``: ``dagster job execute`` / ``dagster asset materialize``, with an instance that turns
+    urllib3's and the project's DEBUG records into Dagster events (stored in the run's event log)."""
+    home = Path(os.environ["ML_IMAGES_HOME"])
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(
+        "python_logs:\n  python_log_level: DEBUG\n  managed_python_loggers: [urllib3, ml_images]\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    catalog = Catalog(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        found = catalog.add_product("GOOD1", age=timedelta(hours=3))
+        failing = catalog.add_product("FAILING", age=timedelta(hours=1))
+    finally:
+        catalog.close()
+    env = {
+        **os.environ,
+        **provider_environment(provider_server),
+        "DAGSTER_HOME": str(dagster_home),
+        "ML_IMAGES_STEP_MAX_RETRIES": "0",
+    }
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    location = ["-m", "ml_images.definitions"]
+    commands = [
+        [dagster, "job", "execute", *location, "-j", "fetch_ml_images"],  # registers the partitions
+        *(
+            [dagster, "asset", "materialize", *location, "--select", "product_images", "--partition", str(pid)]
+            for pid in (found, failing)
+        ),
+    ]
+    output = ""
+    for command in commands:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
+        output += result.stdout + result.stderr
+
+    catalog = Catalog(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        assert len(catalog.images(found)) == 2, output
+        [attempt] = catalog.attempts(failing)
+    finally:
+        catalog.close()
+    assert attempt.reason_code == "search_quota", output
+    assert '"GET /search.json?' in output  # urllib3's DEBUG lines were logged, as Dagster events
+    assert "api_key=***" in output
+    secrets = forms(KEY)
+    leaks = [f"output: {form!r}" for form in secrets if form in output]
+    leaks += files_containing(dagster_home, secrets)
+    leaks += files_containing(home, secrets)
+    assert leaks == []
