@@ -149,6 +149,7 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 _WATCHED_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+_STANDARD_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
 
 
 class BoundedHTTPAdapter(HTTPAdapter):
@@ -168,7 +169,9 @@ class BoundedHTTPAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, "pool_classes_by_scheme") and set(manager.pool_classes_by_scheme) == set(_WATCHED_POOLS):
+        # An HTTP(S) proxy uses urllib3's own pools: watch them too. A SOCKS proxy has pools of its own, kept
+        # as they are (its calls are then checked against the deadline between chunks only).
+        if getattr(manager, "pool_classes_by_scheme", None) == _STANDARD_POOLS:
             manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
         return manager
 

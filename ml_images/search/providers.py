@@ -59,8 +59,6 @@ from ml_images.search.retry import RetryableSearchError, parse_retry_after
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT"]
-
 BRAVE_ENDPOINT = "https://api.search.brave.com/res/v1/images/search"
 SERPAPI_ENDPOINT = "https://serpapi.com/search.json"
 GOOGLE_CSE_ENDPOINT = "https://www.googleapis.com/customsearch/v1"
@@ -156,7 +154,8 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    return {list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _decode_json(raw: bytes) -> Any:
@@ -172,12 +171,12 @@ def _decode_json(raw: bytes) -> Any:
         return _NOT_JSON
 
 
-def _malformed_results(provider: str, results: Any, field_name: str) -> list[Mapping[str, Any] | None]:
+def _result_list(provider: str, results: Any, field_name: str) -> list[Mapping[str, Any] | None]:
     """The result list of an answer, each entry a mapping or None (a malformed entry, refused on its own).
 
     A missing or mistyped list makes the whole answer malformed: a provider failure, never "no results"."""
     if not isinstance(results, list):
-        what = "missing" if results is None else f"a {type(results).__name__}, not a list"
+        what = "missing" if results is None else f"a JSON {_json_type(results)}, not an array"
         raise RetryableSearchError(f"{provider}: malformed answer: {field_name!r} is {what}")
     return [item if isinstance(item, Mapping) else None for item in results]
 
@@ -387,7 +386,7 @@ class BraveImageSearch(_JsonApiProvider):
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
         # Brave answers a query without matches with an empty ``results`` list.
-        for i, item in enumerate(_malformed_results(self.name, data.get("results"), "results")):
+        for i, item in enumerate(_result_list(self.name, data.get("results"), "results")):
             if item is None:
                 dropped.append(_not_an_object(i))
                 continue
@@ -468,7 +467,7 @@ class SerpApiImageSearch(_JsonApiProvider):
             return ProviderPage([], has_more=False)  # "Fully empty": the other way SerpApi says "no results"
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        results = _malformed_results(self.name, data.get("images_results"), "images_results")
+        results = _result_list(self.name, data.get("images_results"), "images_results")
         for i, item in enumerate(results):
             if item is None:
                 dropped.append(_not_an_object(i))
@@ -560,7 +559,7 @@ class GoogleCseImageSearch(_JsonApiProvider):
             total = _mapping(info).get("totalResults")
             if isinstance(info, Mapping) and (str(total).strip() == "0" or page > 0):
                 return []
-        return _malformed_results(self.name, data.get("items"), "items")
+        return _result_list(self.name, data.get("items"), "items")
 
     def fetch_page(self, query: str, page: int, per_page: int) -> ProviderPage:
         num = max(1, min(per_page, self.MAX_NUM))
@@ -655,7 +654,7 @@ class SearxngImageSearch(_JsonApiProvider):
         )
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        results = _malformed_results(self.name, data.get("results"), "results")
+        results = _result_list(self.name, data.get("results"), "results")
         unresponsive = data.get("unresponsive_engines")
         if not results and isinstance(unresponsive, list) and unresponsive:
             # Every engine that could have answered failed (CAPTCHA, timeout): that is not "no results".
