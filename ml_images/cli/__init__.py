@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ml_images.errors import ConfigurationError, MlImagesError
+from ml_images.redaction import configure_logging
 
 _SUBCOMMAND_MODULES = ("db", "catalog", "models", "fetch")
 
@@ -32,10 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Credentials are redacted from every log record, with -v or without.
+    configure_logging(level=logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.handler(args) or 0)
     except ConfigurationError as exc:

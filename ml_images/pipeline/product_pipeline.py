@@ -45,7 +45,7 @@ from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.results import ProcessingOutcome
 from ml_images.refusals import Refusal
 from ml_images.search.query import QueryConstructor
-from ml_images.search.service import ImageSearchService
+from ml_images.search.service import ImageSearchService, search_calls_of
 from ml_images.storage.base import ImageStore
 from ml_images.storage.keys import image_key
 
@@ -313,7 +313,11 @@ class ProductImagePipeline:
         state.query = self._queries.build(product).strip() or None
         if state.query is None:
             return self._no_images(claim, state, "no_search_query", "the product has nothing to search for")
-        outcome = self._search.search(state.query)
+        try:
+            outcome = self._search.search(state.query)
+        except Exception as exc:
+            state.search_calls = search_calls_of(exc)  # a failed search's calls are recorded too
+            raise
         state.search_calls = outcome.calls
         state.search_cached = outcome.cached
         state.candidates_found = len(outcome.candidates)

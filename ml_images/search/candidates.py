@@ -42,6 +42,6 @@ class SearchOutcome:
 
     query: str
     candidates: list[ImageCandidate]
-    calls: int  # paid provider calls made for this product (0 when served from the cache)
+    calls: int  # requests sent to the provider for this product, retries included (0 from the cache)
     cached: bool = False
     dropped: list[Refusal] = field(default_factory=list)  # candidates filtered out before download

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import requests
-from requests.adapters import HTTPAdapter
 
 from ml_images.errors import ConfigurationError
+from ml_images.search import bounded_http
+from ml_images.search.bounded_http import DEFAULT_TIMEOUT
 from ml_images.search.cache import SearchCache
 from ml_images.search.providers import (
-    DEFAULT_TIMEOUT,
     BraveImageSearch,
     GoogleCseImageSearch,
     ImageSearchProvider,
@@ -23,41 +21,10 @@ from ml_images.settings import Settings
 USER_AGENT = "ml_images/0.1 (product image search)"
 
 
-class TimeoutHTTPAdapter(HTTPAdapter):
-    """Applies a (connect, read) timeout to every request that did not set one: requests has no default and
-    would otherwise wait forever on a stalled provider."""
-
-    def __init__(self, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(max_retries=0)  # retries are the service's RetryPolicy, with backoff and accounting
-        self.timeout = timeout
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self.timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
 def build_http_session(timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> requests.Session:
-    """The one session every search call goes through: default timeouts, JSON Accept, an honest User-Agent."""
-    session = requests.Session()
-    adapter = TimeoutHTTPAdapter(timeout)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-    return session
+    """The one session every search call goes through: default timeouts, calls a deadline can cut, JSON Accept,
+    an honest User-Agent."""
+    return bounded_http.build_http_session(timeout, user_agent=USER_AGENT)
 
 
 def _require(value: str | None, variable: str, provider: str) -> str:

@@ -3,18 +3,32 @@
 Error contract for every provider:
 
 * 401 / 402 / 403 and exhausted quotas → ``SearchQuotaError`` (never retried; the run stops, no product ERROR);
-* 429 rate limits, 5xx, connection errors and timeouts → ``RetryableSearchError`` (the service retries);
-* anything else unexpected (other 4xx, a redirect, a body that is not JSON) → ``SearchUnavailableError``.
+* 429 rate limits, 5xx, connection errors, timeouts, a call past its total deadline or over its body cap, and a
+  malformed 200 answer (not JSON, or its result list missing or of the wrong type) → ``RetryableSearchError``
+  (the service retries; a malformed answer is never taken, nor cached, as "no results");
+* anything else unexpected (other 4xx, a redirect) → ``SearchUnavailableError``.
+
+Only a well-formed answer with an empty result list means "no results" (Google omits ``items`` then, with
+``searchInformation.totalResults == "0"``; SerpApi says so in its ``error`` string). Inside a well-formed answer,
+a malformed field (``"width": 1e400``, NaN, a list where a string goes) is unknown (None) and a malformed result
+is dropped with a refusal: neither costs the other results.
+
+Every call has a total deadline (``deadline_seconds``, default 30 s) and a body cap (``max_body_bytes``, default
+5 MB), enforced while the body streams (see ``ml_images.search.bounded_http``).
 
 Credentials travel only where each API wants them (Brave: a header; SerpApi and Google: a query parameter).
 They never appear in exception messages or logs: logged URLs have no query string, requests' own exception
-text (which contains the full URL) is never propagated, and provider error text is scrubbed of the secrets.
+text (which contains the full URL) is never propagated, provider error text and result fields are scrubbed of
+the secrets in every encoding, and each provider registers its secrets with ``ml_images.redaction``, whose log
+record factory redacts every log line of the process (urllib3 logs the full URL at DEBUG).
 Redirects are not followed: requests would carry the query string and custom headers to the new host.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -26,14 +40,24 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from ml_images.errors import SearchQuotaError, SearchUnavailableError
+from ml_images.redaction import install_log_redaction, protect, redact, url_secrets
 from ml_images.refusals import Refusal
 from ml_images.search.blocklist import host_of
+from ml_images.search.bounded_http import (
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    READ_ERRORS,
+    BodyTooLarge,
+    CallDeadline,
+    DeadlineExceeded,
+    ensure_bounded,
+    read_body,
+)
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.retry import RetryableSearchError, parse_retry_after
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read); Brave recommends allowing 30 s
 
 BRAVE_ENDPOINT = "https://api.search.brave.com/res/v1/images/search"
 SERPAPI_ENDPOINT = "https://serpapi.com/search.json"
@@ -41,6 +65,9 @@ GOOGLE_CSE_ENDPOINT = "https://www.googleapis.com/customsearch/v1"
 
 _UNSUPPORTED_FORMATS = ("gif", "svg")
 _RESOLUTION = re.compile(r"(\d{2,5})\s*[x×X*]\s*(\d{2,5})")
+_MAX_SIDE = 1_000_000  # a reported side beyond this is nonsense: unknown
+_MAX_INT_DIGITS = 30  # longer JSON integers are read as infinite (unknown), not as a reason to reject the answer
+_ERROR_BODY_BYTES = 64 * 1024  # an error answer is read this far for its detail; the rest is not needed
 
 
 @dataclass(frozen=True)
@@ -75,22 +102,34 @@ def redact_url(url: str) -> str:
 
 
 def _positive_int(value: Any) -> int | None:
+    """A positive whole number, or None for anything else (bool, NaN, infinity, text, absurd sizes)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
         number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= _MAX_INT_DIGITS:
         number = int(value.strip())
     else:
         return None
-    return number if number > 0 else None
+    return number if 0 < number <= _MAX_SIDE else None
 
 
 def _text(value: Any, limit: int = 2000) -> str | None:
+    """Stripped text, or None for anything a database or a log could not hold (NUL, lone surrogates)."""
     if not isinstance(value, str):
         return None
     value = value.strip()
-    return value[:limit] if value else None
+    if not value or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return redact(value[:limit])  # a provider echoing a credential into a result must not get it stored
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -99,6 +138,51 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _items(value: Any) -> list[Mapping[str, Any]]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _parse_int(text: str) -> int | float:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
+
+
+_NOT_JSON = object()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _decode_json(raw: bytes) -> Any:
+    """The parsed body, or ``_NOT_JSON``. One absurd number does not make the whole body unreadable."""
+    try:
+        return json.loads(raw, parse_int=_parse_int)
+    except UnicodeDecodeError:
+        try:  # one bad byte in a title must not cost the other results
+            return json.loads(raw.decode("utf-8", errors="replace"), parse_int=_parse_int)
+        except (ValueError, RecursionError):
+            return _NOT_JSON
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the parser goes
+        return _NOT_JSON
+
+
+def _result_list(provider: str, results: Any, field_name: str) -> list[Mapping[str, Any] | None]:
+    """The result list of an answer, each entry a mapping or None (a malformed entry, refused on its own).
+
+    A missing or mistyped list makes the whole answer malformed: a provider failure, never "no results"."""
+    if not isinstance(results, list):
+        what = "missing" if results is None else f"a JSON {_json_type(results)}, not an array"
+        raise RetryableSearchError(f"{provider}: malformed answer: {field_name!r} is {what}")
+    return [item if isinstance(item, Mapping) else None for item in results]
+
+
+def _not_an_object(index: int) -> Refusal:
+    return Refusal("search", "bad_url", None, f"result {index} is not a JSON object")
 
 
 def _candidate(
@@ -141,51 +225,77 @@ class _JsonApiProvider:
         *,
         secrets: Iterable[str | None] = (),
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        if deadline_seconds <= 0 or max_body_bytes < 1:
+            raise ValueError("deadline_seconds and max_body_bytes must be positive")
         self.session = session
         self.endpoint = endpoint
         self.timeout = timeout
-        self._secrets = tuple(s for s in secrets if s)
+        self.deadline_seconds = deadline_seconds
+        self.max_body_bytes = max_body_bytes
+        self._secrets = tuple(s for s in (*secrets, *url_secrets(endpoint)) if s)
+        protect(*self._secrets)
+        install_log_redaction()  # this process holds a key now: no log line of it may show one
+        ensure_bounded(session, endpoint, timeout)
 
     def __repr__(self) -> str:  # no credentials in reprs either
         return f"{type(self).__name__}(endpoint={redact_url(self.endpoint)!r})"
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """``text`` without this provider's (or any other known) credential, in any encoding."""
+        return redact(text)
 
     def _get_json(self, params: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         where = redact_url(self.endpoint)
-        try:
-            response = self.session.get(
-                self.endpoint,
-                params=dict(params),
-                headers=dict(headers or {}),
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            # ``from None``: requests' message contains the full URL, query string (API key) included.
-            raise RetryableSearchError(f"{self.name}: {type(exc).__name__} calling {where}") from None
-        except requests.RequestException as exc:
-            raise SearchUnavailableError(f"{self.name}: {type(exc).__name__} calling {where}") from None
-        with response:
-            log.debug("%s GET %s -> %s", self.name, where, response.status_code)
-            body = self._body(response)
-            if response.status_code == 200:
-                if body is None:
-                    raise SearchUnavailableError(f"{self.name}: {where} answered 200 with a body that is not JSON")
-                return body
-            self._raise_for_status(response.status_code, body or {}, response.headers)
+        with CallDeadline(self.deadline_seconds) as deadline:
+            try:
+                response = self.session.get(
+                    self.endpoint,
+                    params=dict(params),
+                    headers=dict(headers or {}),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if deadline.expired:
+                    raise self._past_deadline(where) from None
+                # ``from None``: requests' message contains the full URL, query string (API key) included.
+                raise RetryableSearchError(f"{self.name}: {type(exc).__name__} calling {where}") from None
+            except Exception as exc:  # whatever it is, its text may hold the URL, query string and key included
+                raise SearchUnavailableError(f"{self.name}: {type(exc).__name__} calling {where}") from None
+            with response:
+                status = response.status_code
+                log.debug("%s GET %s -> %s", self.name, where, status)
+                try:
+                    if status == 200:
+                        raw = read_body(response, deadline, self.max_body_bytes)
+                    else:
+                        raw = read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
+                except DeadlineExceeded:
+                    raise self._past_deadline(where) from None
+                except BodyTooLarge as exc:
+                    raise RetryableSearchError(
+                        f"{self.name}: {where} answered more than the {self.max_body_bytes} bytes allowed ({exc})"
+                    ) from None
+                except READ_ERRORS as exc:
+                    raise RetryableSearchError(
+                        f"{self.name}: connection broken while reading the answer of {where} ({type(exc).__name__})"
+                    ) from None
+        body = _decode_json(raw)
+        if status == 200:
+            if not isinstance(body, Mapping):
+                what = "not JSON" if body is _NOT_JSON else f"a JSON {_json_type(body)}, not an object"
+                raise RetryableSearchError(f"{self.name}: {where} answered 200 with a body that is {what}")
+            return body
+        self._raise_for_status(status, body if isinstance(body, Mapping) else {}, response.headers)
 
-    @staticmethod
-    def _body(response: requests.Response) -> Mapping[str, Any] | None:
-        try:
-            data = response.json()
-        except ValueError:
-            return None
-        return data if isinstance(data, Mapping) else None
+    def _past_deadline(self, where: str) -> RetryableSearchError:
+        return RetryableSearchError(
+            f"{self.name}: no complete answer from {where} within the {self.deadline_seconds:g} s deadline"
+        )
 
     def _error_detail(self, body: Mapping[str, Any]) -> str:
         """A short, scrubbed description of the provider's error body (overridden per provider)."""
@@ -228,8 +338,17 @@ class BraveImageSearch(_JsonApiProvider):
         safesearch: str = "strict",
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        super().__init__(session, endpoint or BRAVE_ENDPOINT, secrets=[api_key], timeout=timeout)
+        super().__init__(
+            session,
+            endpoint or BRAVE_ENDPOINT,
+            secrets=[api_key],
+            timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
+        )
         self._api_key = api_key
         self.country = country
         self.search_lang = search_lang
@@ -266,7 +385,11 @@ class BraveImageSearch(_JsonApiProvider):
         )
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        for i, item in enumerate(_items(data.get("results"))):
+        # Brave answers a query without matches with an empty ``results`` list.
+        for i, item in enumerate(_result_list(self.name, data.get("results"), "results")):
+            if item is None:
+                dropped.append(_not_an_object(i))
+                continue
             props = _mapping(item.get("properties"))
             candidate = _candidate(
                 props.get("url"),
@@ -299,8 +422,17 @@ class SerpApiImageSearch(_JsonApiProvider):
         *,
         google_domain: str = "google.com.ar",
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        super().__init__(session, endpoint or SERPAPI_ENDPOINT, secrets=[api_key], timeout=timeout)
+        super().__init__(
+            session,
+            endpoint or SERPAPI_ENDPOINT,
+            secrets=[api_key],
+            timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
+        )
         self._api_key = api_key
         self.gl = gl
         self.hl = hl
@@ -330,10 +462,16 @@ class SerpApiImageSearch(_JsonApiProvider):
             if "hasn't returned any results" in error or "no results" in error.lower():
                 return ProviderPage([], has_more=False)  # SerpApi reports an empty result as an error string
             raise SearchUnavailableError(f"serpapi: {self._scrub(error[:200])}")
+        state = _mapping(data.get("search_information")).get("image_results_state")
+        if "images_results" not in data and isinstance(state, str) and "empty" in state.lower():
+            return ProviderPage([], has_more=False)  # "Fully empty": the other way SerpApi says "no results"
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        results = _items(data.get("images_results"))
+        results = _result_list(self.name, data.get("images_results"), "images_results")
         for i, item in enumerate(results):
+            if item is None:
+                dropped.append(_not_an_object(i))
+                continue
             candidate = _candidate(
                 item.get("original"),
                 width=item.get("original_width"),
@@ -373,8 +511,17 @@ class GoogleCseImageSearch(_JsonApiProvider):
         endpoint: str | None = None,
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        super().__init__(session, endpoint or GOOGLE_CSE_ENDPOINT, secrets=[api_key, cx], timeout=timeout)
+        super().__init__(
+            session,
+            endpoint or GOOGLE_CSE_ENDPOINT,
+            secrets=[api_key, cx],
+            timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
+        )
         self._api_key = api_key
         self._cx = cx
         self._next_start: OrderedDict[tuple[str, int, int], int] = OrderedDict()
@@ -405,6 +552,15 @@ class GoogleCseImageSearch(_JsonApiProvider):
             while len(self._next_start) > 1024:
                 self._next_start.popitem(last=False)
 
+    def _results(self, data: Mapping[str, Any], page: int) -> list[Mapping[str, Any] | None]:
+        """``items``; Google omits it when nothing matched (``totalResults`` "0") and past the last page."""
+        if "items" not in data:
+            info = data.get("searchInformation")
+            total = _mapping(info).get("totalResults")
+            if isinstance(info, Mapping) and (str(total).strip() == "0" or page > 0):
+                return []
+        return _result_list(self.name, data.get("items"), "items")
+
     def fetch_page(self, query: str, page: int, per_page: int) -> ProviderPage:
         num = max(1, min(per_page, self.MAX_NUM))
         with self._lock:
@@ -417,7 +573,10 @@ class GoogleCseImageSearch(_JsonApiProvider):
         )
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        for i, item in enumerate(_items(data.get("items"))):
+        for i, item in enumerate(self._results(data, page)):
+            if item is None:
+                dropped.append(_not_an_object(i))
+                continue
             image = _mapping(item.get("image"))
             fmt = _unsupported_format(item.get("mime"), item.get("fileFormat"))
             url = _text(item.get("link"))
@@ -458,8 +617,17 @@ class SearxngImageSearch(_JsonApiProvider):
         language: str = "es-AR",
         safesearch: int = 1,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        super().__init__(session, endpoint or base_url.rstrip("/") + "/search", timeout=timeout)
+        super().__init__(
+            session,
+            endpoint or base_url.rstrip("/") + "/search",
+            secrets=url_secrets(base_url),  # an instance behind basic auth or a token parameter
+            timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
+        )
         self.language = language
         self.safesearch = safesearch
 
@@ -486,8 +654,16 @@ class SearxngImageSearch(_JsonApiProvider):
         )
         candidates: list[ImageCandidate] = []
         dropped: list[Refusal] = []
-        results = _items(data.get("results"))
+        results = _result_list(self.name, data.get("results"), "results")
+        unresponsive = data.get("unresponsive_engines")
+        if not results and isinstance(unresponsive, list) and unresponsive:
+            # Every engine that could have answered failed (CAPTCHA, timeout): that is not "no results".
+            engines = ", ".join(str(e[0]) for e in unresponsive if isinstance(e, list) and e)[:200]
+            raise RetryableSearchError(f"searxng: no results and engines unresponsive ({self._scrub(engines)})")
         for i, item in enumerate(results):
+            if item is None:
+                dropped.append(_not_an_object(i))
+                continue
             url = _text(item.get("img_src"))
             fmt = _unsupported_format(item.get("img_format"))
             if fmt is not None:

@@ -49,18 +49,23 @@ def parse_retry_after(value: str | None, *, now: Callable[[], datetime] = lambda
 class RetryPolicy:
     """``max_attempts`` tries in all; waits ``base_delay * 2**n`` (capped at ``max_delay``) with jitter, or
     the server's ``Retry-After`` when it sent one, also capped at ``max_delay``: a run must not sleep for an
-    hour because a quota resets at midnight (that case is a ``SearchQuotaError`` anyway, never retried)."""
+    hour because a quota resets at midnight (that case is a ``SearchQuotaError`` anyway, never retried).
+
+    No retry starts more than ``max_elapsed`` seconds after the first attempt did: a provider that answers
+    slowly (each call running into its 30 s deadline) costs a product one or two calls, not four."""
 
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
     jitter: bool = True
+    max_elapsed: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        if self.base_delay < 0 or self.max_delay < 0:
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_elapsed < 0:
             raise ValueError("delays must be >= 0")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -74,7 +79,9 @@ class RetryPolicy:
         return backoff
 
     def call(self, fn: Callable[[], T], *, describe: str = "search call") -> T:
-        """Run ``fn``; retry on ``RetryableSearchError``; re-raise the last one when the attempts are spent."""
+        """Run ``fn``; retry on ``RetryableSearchError``; re-raise the last one when the attempts (or the
+        time) are spent."""
+        started = self.clock()
         attempt = 1
         while True:
             try:
@@ -84,6 +91,17 @@ class RetryPolicy:
                     log.warning("%s failed after %d attempts: %s", describe, attempt, exc)
                     raise
                 wait = self.delay(attempt, exc.retry_after)
+                elapsed = self.clock() - started
+                if elapsed + wait > self.max_elapsed:
+                    log.warning(
+                        "%s failed after %d attempts in %.1fs (no retry past %gs): %s",
+                        describe,
+                        attempt,
+                        elapsed,
+                        self.max_elapsed,
+                        exc,
+                    )
+                    raise
                 log.info("%s failed (%s); retry %d/%d in %.2fs", describe, exc, attempt, self.max_attempts - 1, wait)
                 self.sleep(wait)
                 attempt += 1

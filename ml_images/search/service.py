@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from ml_images.errors import CatalogUnavailableError
+from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
 from ml_images.refusals import Refusal
 from ml_images.search.blocklist import DEFAULT_BLOCKED_DOMAINS, DomainBlocklist, host_of
 from ml_images.search.cache import SearchCache
 from ml_images.search.candidates import ImageCandidate, SearchOutcome
-from ml_images.search.providers import ImageSearchProvider
+from ml_images.search.providers import ImageSearchProvider, ProviderPage
 from ml_images.search.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 _UNSUPPORTED_EXTENSIONS = (".svg", ".svgz", ".gif")
 # Google Images "originals" that are really its ~200 px thumbnails (reported by SerpApi users since 2025).
 _THUMBNAIL_HOST = re.compile(r"^encrypted-tbn\d*\.gstatic\.com$")
+
+
+_CALLS_ATTRIBUTE = "search_calls"
+
+
+def search_calls_of(error: BaseException) -> int:
+    """Provider requests made by the search that raised ``error`` (retries included); 0 for other errors."""
+    calls = getattr(error, _CALLS_ATTRIBUTE, 0)
+    return calls if isinstance(calls, int) and not isinstance(calls, bool) else 0
 
 
 def _url_key(url: str) -> tuple[str, str, str, str] | None:
@@ -139,7 +148,8 @@ class ImageSearchService:
         """Up to ``count`` usable candidates for ``query``, ranked 0..n-1.
 
         Raises ``SearchQuotaError`` (quota/credentials: stop the run) and ``SearchUnavailableError`` (the
-        provider kept failing). An empty candidate list is a normal outcome: "no search results".
+        provider kept failing); ``search_calls_of(error)`` tells how many requests the failed search made.
+        An empty candidate list is a normal outcome: "no search results".
         """
         query = " ".join(query.split())
         if not query:
@@ -153,10 +163,18 @@ class ImageSearchService:
         dropped = []
         seen: set[tuple[str, str, str, str]] = set()
         calls = 0
+
+        def fetch(page: int) -> ProviderPage:
+            nonlocal calls
+            calls += 1  # every request sent counts, retries included (and those of a search that fails)
+            return self.provider.fetch_page(query, page, self.per_page)
+
         for page in range(self.max_pages):
-            fetch = functools.partial(self.provider.fetch_page, query, page, self.per_page)
-            result = self.retry.call(fetch, describe=f"{self.provider.name} image search")
-            calls += 1
+            try:
+                result = self.retry.call(functools.partial(fetch, page), describe=f"{self.provider.name} image search")
+            except (SearchUnavailableError, SearchQuotaError) as exc:
+                setattr(exc, _CALLS_ATTRIBUTE, calls)  # the error classes are shared; the count belongs to the search
+                raise
             dropped.extend(result.dropped)
             page_usable, page_dropped = self.filter(result.candidates, seen)
             usable.extend(page_usable)

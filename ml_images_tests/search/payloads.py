@@ -206,6 +206,9 @@ def google_payload(items: list[dict[str, Any]], *, start: int = 1, next_start: i
     }
     if items:
         payload["items"] = items
+    else:  # Google omits ``items`` when nothing matched, and says so in its totals
+        request["totalResults"] = "0"
+        payload["searchInformation"].update(totalResults="0", formattedTotalResults="0")
     return payload
 
 

@@ -143,6 +143,28 @@ def test_call_retries_then_gives_up() -> None:
     assert slept == [0.5, 1.0]
 
 
+def test_no_retry_starts_past_max_elapsed() -> None:
+    """Slow failures (each call running into its deadline) are retried while time is left, then given up."""
+    now = [0.0]
+    slept: list[float] = []
+    attempts: list[float] = []
+
+    def slow_failure() -> str:
+        attempts.append(now[0])
+        now[0] += 20.0  # this call took 20 s before failing
+        raise RetryableSearchError("deadline")
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    policy = RetryPolicy(max_attempts=4, jitter=False, max_elapsed=30.0, sleep=sleep, clock=lambda: now[0])
+    with pytest.raises(RetryableSearchError):
+        policy.call(slow_failure)
+    assert attempts == [0.0, 20.5]  # a retry at 20.5 s; none at 41.5 s, past the 30 s budget
+    assert slept == [0.5]
+
+
 def test_call_does_not_retry_other_errors() -> None:
     attempts: list[int] = []
 

@@ -211,7 +211,7 @@ def test_429_then_success(
     httpserver.expect_ordered_request(path).respond_with_json(OK_PAYLOAD)
     outcome = brave_service(httpserver, session, retry=retry).search("Samsung Galaxy A15")
     assert len(outcome.candidates) == 5
-    assert outcome.calls == 1  # rate-limited attempts are not billed
+    assert outcome.calls == 3  # every request sent counts, the rate-limited ones too
     assert sleeps.calls == [1.0, 1.0]  # Retry-After honoured, then exponential backoff (0.5 * 2)
     assert len(httpserver.log) == 3
     httpserver.check_assertions()
