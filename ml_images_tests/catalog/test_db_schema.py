@@ -141,7 +141,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     try:
         assert current_revision(engine) is None
         upgrade_schema(engine)
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() == "0002"
         assert _tables(engine) >= CATALOG_TABLES
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO product_master (code, last_updated) VALUES ('A', CURRENT_TIMESTAMP)"))

@@ -49,6 +49,9 @@ def make_pipeline(
     max_images: int = 5,
     search_cache: bool = True,
     processor: ImageProcessorService | None = None,
+    downloader: SafeDownloader | None = None,
+    unreachable_attempts: int = 3,
+    heartbeat_seconds: float = 15.0,
 ) -> ProductImagePipeline:
     sf = catalog.session_factory
     selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
@@ -62,11 +65,13 @@ def make_pipeline(
         recorder=recorder or ImageRecorder(sf),
         queries=QueryConstructor(),
         search=search_service(catalog, web, cache=search_cache),
-        downloader=SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
+        downloader=downloader or SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
         processor=processor or ImageProcessorService(remover),
         store=store,
         max_images=max_images,
         concurrency=concurrency,
+        unreachable_attempts=unreachable_attempts,
+        heartbeat_seconds=heartbeat_seconds,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +177,18 @@ class _CommitFails(ImageRecorder):
         search_calls: int,
         candidates_found: int,
         refusals: Sequence[Refusal],
+        refusal_counts: Mapping[str, int] | None = None,
     ) -> list[str]:
         if self.failures > 0:
             self.failures -= 1
             raise CatalogUnavailableError("the catalog database cannot be reached: connection reset (test)")
         return super().commit_images(
-            claim, records, search_calls=search_calls, candidates_found=candidates_found, refusals=refusals
+            claim,
+            records,
+            search_calls=search_calls,
+            candidates_found=candidates_found,
+            refusals=refusals,
+            refusal_counts=refusal_counts,
         )
 
 
