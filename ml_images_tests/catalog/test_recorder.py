@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,6 +32,7 @@ from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.errors import TransientError
 from ml_images.refusals import Refusal
+from ml_images_tests.holders import exited_process
 
 REFUSALS = [Refusal(stage="download", reason="too_large", url="https://shop.example.test/a.jpg", detail="31 MB")]
 
@@ -150,19 +149,6 @@ def _other_machine() -> ProcessHolder:
     return ProcessHolder(host="another-host", node="0" * 32, pid=os.getpid(), started=1)
 
 
-def _dead_process() -> ProcessHolder:
-    """A real process of this machine that has exited (and been reaped): its pid and start time as recorded."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        from ml_images.catalog.holder import process_start
-
-        started = process_start(child.pid)
-    finally:
-        child.kill()
-        child.wait(timeout=10)
-    return ProcessHolder(host="this-host", node=current_node(), pid=child.pid, started=started)
-
-
 def test_heartbeats_keep_a_claim_alive_for_as_long_as_they_come(
     session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
 ) -> None:
@@ -183,7 +169,7 @@ def test_heartbeats_keep_a_claim_alive_for_as_long_as_they_come(
 def test_a_claim_of_a_dead_process_is_taken_over_at_once(
     session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
 ) -> None:
-    dead = _dead_process()
+    dead = exited_process()
     by_the_dead = ImageRecorder(session_factory, lease_seconds=60, now=clock, holder=lambda: dead)
     pid = make_product()
     killed = by_the_dead.claim(pid, "killed-run")
