@@ -341,6 +341,9 @@ def _interrupted(result: Any) -> bool:
         source = getattr(data, "error_source", None)
         if getattr(source, "value", source) == "INTERRUPT":
             return True
+        user = data.user_failure_data
+        if user is not None and _meta(user.metadata, "stopped_by") == "interrupted":
+            return True  # product_images turns the interrupt into a Failure that Dagster does not retry
         if data.error is not None and data.error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
             return True
     return False
