@@ -36,9 +36,12 @@ def test_held_claims_are_refreshed_until_released(sqlite_catalog: Catalog):
         heartbeat.add(released_claim.attempt_id)
         _wait_until(lambda: _beat_of(sqlite_catalog, kept) > start)
         heartbeat.discard(released_claim.attempt_id)
+        # One beat may have been under way with the old list: once a beat has ended after the release, none has.
+        first = _beat_of(sqlite_catalog, kept)
+        _wait_until(lambda: _beat_of(sqlite_catalog, kept) > first)
         last = _beat_of(sqlite_catalog, released)
-        before = _beat_of(sqlite_catalog, kept)
-        _wait_until(lambda: _beat_of(sqlite_catalog, kept) > before)
+        second = _beat_of(sqlite_catalog, kept)
+        _wait_until(lambda: _beat_of(sqlite_catalog, kept) > second)
         assert _beat_of(sqlite_catalog, released) == last  # released: no longer refreshed
         assert heartbeat.held() == [kept_claim.attempt_id]
 
