@@ -101,6 +101,9 @@ class Settings:
     no_images_cooldown_hours: float = 24.0
     search_cache_ttl_hours: float = 168.0
     canvas_size: int = 1200
+    unreachable_attempts: int = 3
+    claim_lease_seconds: float = 60.0
+    claim_heartbeat_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +117,13 @@ class Settings:
         s3_acl = _get(env, "ML_IMAGES_S3_ACL")
         if s3_acl is not None and s3_acl not in S3_CANNED_ACLS:
             raise ConfigurationError(f"ML_IMAGES_S3_ACL must be one of {', '.join(S3_CANNED_ACLS)}, got {s3_acl!r}")
+        lease = env_number(env, "ML_IMAGES_CLAIM_LEASE_SECONDS", 60.0, minimum=1.0)
+        heartbeat = env_number(env, "ML_IMAGES_CLAIM_HEARTBEAT_SECONDS", 15.0, minimum=0.1)
+        if heartbeat * 2 > lease:
+            raise ConfigurationError(
+                f"ML_IMAGES_CLAIM_HEARTBEAT_SECONDS ({heartbeat:g}) must be at most half of "
+                f"ML_IMAGES_CLAIM_LEASE_SECONDS ({lease:g}), or live claims would be taken over"
+            )
         return cls(
             home=home,
             database_url=_get(env, "ML_IMAGES_DATABASE_URL") or default_database_url(home),
@@ -137,4 +147,7 @@ class Settings:
             no_images_cooldown_hours=env_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
             search_cache_ttl_hours=env_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),
             canvas_size=_integer(env, "ML_IMAGES_CANVAS_SIZE", 1200, minimum=500),
+            unreachable_attempts=_integer(env, "ML_IMAGES_UNREACHABLE_ATTEMPTS", 3),
+            claim_lease_seconds=lease,
+            claim_heartbeat_seconds=heartbeat,
         )

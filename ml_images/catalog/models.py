@@ -71,7 +71,7 @@ class AttemptOutcome(enum.StrEnum):
     STORED = "stored"  # images stored and rows written
     NO_IMAGES = "no_images"  # nothing usable found; listing set to ERROR; cooldown applies
     SKIPPED = "skipped"  # no longer needed images (already had some, no longer eligible)
-    FAILED = "failed"  # transient infrastructure fault; product stays pending
+    FAILED = "failed"  # transient (infrastructure fault, candidates unreachable, interrupted); stays pending
 
 
 class ProductMaster(Base):
@@ -131,7 +131,8 @@ class ProductImage(Base):
     url: Mapped[str] = mapped_column(sa.String(2000), nullable=False)
     order: Mapped[int] = mapped_column("order", sa.Integer, default=0, server_default="0", nullable=False)
     is_processed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false(), nullable=False)
-    storage_key: Mapped[str | None] = mapped_column(sa.String(1024))
+    # Indexed: an object is deleted only when no row of any product references its key.
+    storage_key: Mapped[str | None] = mapped_column(sa.String(1024), index=True)
     source_url: Mapped[str | None] = mapped_column(sa.String(2000))
     width: Mapped[int | None] = mapped_column(sa.Integer)
     height: Mapped[int | None] = mapped_column(sa.Integer)
@@ -189,7 +190,12 @@ class ImageFetchAttempt(Base):
     """One try at finding images for a product. Doubles as the in-flight claim (database-level guard).
 
     While ``finished_at`` is NULL the row is a claim: the partial unique index allows one unfinished attempt per
-    product, so two overlapping runs cannot both write the same product, whatever Dagster does.
+    product, so two overlapping runs cannot both write the same product, whatever Dagster does. The claim is a
+    lease: its worker refreshes ``heartbeat_at``; a claim whose heartbeat is older than the lease, or whose holder
+    (``holder_*``: host, node, process id and start time) is provably dead, is taken over.
+
+    ``refusals`` keeps at most the first refusals of each reason (a bounded sample); ``refusal_counts`` counts
+    every refusal by reason.
     """
 
     __tablename__ = "image_fetch_attempt"
@@ -205,6 +211,12 @@ class ImageFetchAttempt(Base):
     reason_code: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     refusals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    refusal_counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    holder_host: Mapped[str | None] = mapped_column(sa.String(255))
+    holder_node: Mapped[str | None] = mapped_column(sa.String(64))
+    holder_pid: Mapped[int | None] = mapped_column(sa.Integer)
+    holder_started: Mapped[int | None] = mapped_column(sa.BigInteger)
     search_calls: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
     candidates_found: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
     images_stored: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)

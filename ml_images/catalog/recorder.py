@@ -4,11 +4,19 @@ A claim is an unfinished ``image_fetch_attempt`` row; the partial unique index `
 lets only one exist per product, so two overlapping runs can never both write a product's images. Every method
 that finishes an attempt does so with a conditional UPDATE first (``... WHERE finished_at IS NULL``): if the claim
 was taken over meanwhile, nothing is written and ``ClaimLostError`` is raised.
+
+A claim is a lease: the worker holding it refreshes ``heartbeat_at`` (see ``heartbeat``); the next claimer takes
+over a claim whose heartbeat is older than ``lease_seconds`` (``stale_claim``) or whose holder process is provably
+dead on this machine (``holder_died``, at once: see ``ml_images.catalog.holder``).
+
+Object keys: an object may be deleted only when no ``product_image`` row of *any* product references it
+(``referenced_keys``; ``commit_images`` applies the rule to the keys it replaces).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.db import translate_connection_errors
+from ml_images.catalog.holder import Liveness, ProcessHolder, current_holder, liveness_of
 from ml_images.catalog.models import (
     AttemptOutcome,
     ImageFetchAttempt,
@@ -31,8 +40,15 @@ from ml_images.refusals import Refusal
 
 IMAGE_ERROR_PREFIX = "images: "
 STALE_CLAIM = "stale_claim"
+HOLDER_DIED = "holder_died"
 RETRIED_IN_SAME_RUN = "retried_in_same_run"
-_SYNC_ERROR_MAX = 4000  # a person reads it in an admin screen; the attempt row keeps the refusals in full
+#: At most this many refusals are stored per attempt (a sample); ``refusal_counts`` counts all of them.
+MAX_STORED_REFUSALS = 50
+DEFAULT_LEASE_SECONDS = 60.0
+_SYNC_ERROR_MAX = 4000  # a person reads it in an admin screen
+_REFUSAL_URL_MAX = 2000
+_REFUSAL_DETAIL_MAX = 500
+_KEY_CHUNK = 500  # keys per IN (...) list: below SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True)
@@ -54,8 +70,31 @@ class ImageRecord:
     background_removed: bool
 
 
+@dataclass(frozen=True)
+class PastAttempt:
+    """A finished attempt of a product, as the pipeline reads its history."""
+
+    attempt_id: int
+    run_id: str | None
+    outcome: str
+    reason_code: str | None
+    search_calls: int
+
+
 class ClaimLostError(TransientError):
     """The claim's attempt was finished by someone else (stale-claim takeover); nothing was written."""
+
+
+def stored_refusals(refusals: Sequence[Refusal]) -> list[dict[str, Any]]:
+    """At most ``MAX_STORED_REFUSALS`` refusals as JSON, their free-text fields clipped (a bounded row)."""
+    out = []
+    for refusal in refusals[:MAX_STORED_REFUSALS]:
+        data = refusal.to_dict()
+        if isinstance(data.get("url"), str):
+            data["url"] = data["url"][:_REFUSAL_URL_MAX]
+        data["detail"] = str(data.get("detail") or "")[:_REFUSAL_DETAIL_MAX]
+        out.append(data)
+    return out
 
 
 def _check_records(records: Sequence[ImageRecord]) -> None:
@@ -73,14 +112,16 @@ class ImageRecorder:
         self,
         session_factory: sessionmaker[Session],
         *,
-        claim_ttl_hours: float = 2.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         now: Callable[[], datetime] = utcnow,
+        holder: Callable[[], ProcessHolder] = current_holder,
     ) -> None:
-        if claim_ttl_hours <= 0:
-            raise ValueError(f"claim_ttl_hours must be > 0, got {claim_ttl_hours}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
         self.session_factory = session_factory
-        self.claim_ttl_hours = claim_ttl_hours
+        self.lease_seconds = lease_seconds
         self.now = now
+        self.holder = holder
 
     def _url(self) -> sa.URL | None:
         bind = self.session_factory.kw.get("bind")
@@ -89,40 +130,40 @@ class ImageRecorder:
     # -- claims -----------------------------------------------------------------------------------------------
 
     def claim(self, product_id: int, run_id: str | None) -> Claim | None:
-        """Starts an attempt; None when another unfinished attempt younger than the claim TTL holds the product.
+        """Starts an attempt; None when another live claim holds the product.
 
-        A stale unfinished attempt (its run died) is closed as failed (``stale_claim``) and replaced.
+        A claim is taken over (closed as failed, then replaced) when its heartbeat is older than the lease
+        (``stale_claim``), when its holder process is provably dead (``holder_died``), or when it belongs to an
+        earlier try of the same run (``retried_in_same_run``).
         """
         now = self.now()
-        stale_before = now - timedelta(hours=self.claim_ttl_hours)
+        stale_before = now - timedelta(seconds=self.lease_seconds)
+        holder = self.holder()
+        unfinished = (ImageFetchAttempt.product_id == product_id, ImageFetchAttempt.finished_at.is_(None))
         with translate_connection_errors(self._url()), self.session_factory() as session:
             try:
                 with session.begin():
                     session.execute(
                         sa.update(ImageFetchAttempt)
                         .where(
-                            ImageFetchAttempt.product_id == product_id,
-                            ImageFetchAttempt.finished_at.is_(None),
-                            ImageFetchAttempt.started_at < stale_before,
+                            *unfinished,
+                            sa.func.coalesce(ImageFetchAttempt.heartbeat_at, ImageFetchAttempt.started_at)
+                            < stale_before,
                         )
                         .values(
                             finished_at=now,
                             outcome=AttemptOutcome.FAILED.value,
                             reason_code=STALE_CLAIM,
-                            reason=f"unfinished for more than {self.claim_ttl_hours:g} h; taken over",
+                            reason=f"no heartbeat for more than {self.lease_seconds:g} s; taken over",
                         )
                     )
                     if run_id is not None:
                         # A step retried inside the same Dagster run (RetryPolicy) finds the claims its first try
                         # could not release (e.g. the database was down then): they are its own, so it takes them
-                        # over instead of skipping its products as "in flight" for the whole claim TTL.
+                        # over instead of skipping its products as "in flight" until the lease ends.
                         session.execute(
                             sa.update(ImageFetchAttempt)
-                            .where(
-                                ImageFetchAttempt.product_id == product_id,
-                                ImageFetchAttempt.finished_at.is_(None),
-                                ImageFetchAttempt.run_id == run_id,
-                            )
+                            .where(*unfinished, ImageFetchAttempt.run_id == run_id)
                             .values(
                                 finished_at=now,
                                 outcome=AttemptOutcome.FAILED.value,
@@ -130,8 +171,17 @@ class ImageRecorder:
                                 reason="left unfinished by an earlier try of the same run; taken over by its retry",
                             )
                         )
+                    self._take_over_dead_holder(session, product_id, now)
                     attempt = ImageFetchAttempt(
-                        product_id=product_id, run_id=run_id, started_at=now, outcome=AttemptOutcome.RUNNING.value
+                        product_id=product_id,
+                        run_id=run_id,
+                        started_at=now,
+                        heartbeat_at=now,
+                        outcome=AttemptOutcome.RUNNING.value,
+                        holder_host=holder.host,
+                        holder_node=holder.node,
+                        holder_pid=holder.pid,
+                        holder_started=holder.started,
                     )
                     session.add(attempt)
                     session.flush()
@@ -143,6 +193,48 @@ class ImageRecorder:
                     return None
                 raise
         return Claim(attempt_id=attempt_id, product_id=product_id, run_id=run_id)
+
+    def _take_over_dead_holder(self, session: Session, product_id: int, now: datetime) -> None:
+        row = session.execute(
+            sa.select(
+                ImageFetchAttempt.id,
+                ImageFetchAttempt.holder_host,
+                ImageFetchAttempt.holder_node,
+                ImageFetchAttempt.holder_pid,
+                ImageFetchAttempt.holder_started,
+            ).where(ImageFetchAttempt.product_id == product_id, ImageFetchAttempt.finished_at.is_(None))
+        ).first()
+        if row is None or liveness_of(row.holder_node, row.holder_pid, row.holder_started) is not Liveness.DEAD:
+            return
+        session.execute(
+            sa.update(ImageFetchAttempt)
+            .where(ImageFetchAttempt.id == row.id, ImageFetchAttempt.finished_at.is_(None))
+            .values(
+                finished_at=now,
+                outcome=AttemptOutcome.FAILED.value,
+                reason_code=HOLDER_DIED,
+                reason=f"its process (pid {row.holder_pid} on {row.holder_host}) is no longer running; taken over",
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    def heartbeat(self, attempt_ids: Collection[int]) -> int:
+        """Keeps the given claims alive (``heartbeat_at`` = now); returns how many were still unfinished."""
+        ids = sorted({int(i) for i in attempt_ids})
+        if not ids:
+            return 0
+        alive = 0
+        with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
+            for start in range(0, len(ids), _KEY_CHUNK):
+                result = session.execute(
+                    sa.update(ImageFetchAttempt)
+                    .where(ImageFetchAttempt.id.in_(ids[start : start + _KEY_CHUNK]))
+                    .where(ImageFetchAttempt.finished_at.is_(None))
+                    .values(heartbeat_at=self.now())
+                    .execution_options(synchronize_session=False)
+                )
+                alive += int(getattr(result, "rowcount", 0) or 0)
+        return alive
 
     def _product_exists(self, product_id: int) -> bool:
         with self.session_factory() as session:
@@ -160,7 +252,9 @@ class ImageRecorder:
         candidates_found: int = 0,
         images_stored: int = 0,
         refusals: Sequence[Refusal] = (),
+        refusal_counts: Mapping[str, int] | None = None,
     ) -> None:
+        counts = dict(refusal_counts) if refusal_counts is not None else dict(Counter(r.reason for r in refusals))
         # First statement of the transaction: it takes the write lock (SQLite) / the row lock (PostgreSQL), so a
         # concurrent takeover either happened before (rowcount 0) or waits until this transaction ends.
         result = session.execute(
@@ -178,7 +272,8 @@ class ImageRecorder:
                 search_calls=search_calls,
                 candidates_found=candidates_found,
                 images_stored=images_stored,
-                refusals=[r.to_dict() for r in refusals],
+                refusals=stored_refusals(refusals),
+                refusal_counts=counts,
             )
             .execution_options(synchronize_session=False)
         )
@@ -198,6 +293,35 @@ class ImageRecorder:
         )
         with translate_connection_errors(self._url()), self.session_factory() as session:
             return [key for key in session.scalars(query) if key is not None]
+
+    def referenced_keys(self, keys: Iterable[str]) -> set[str]:
+        """The keys among ``keys`` that a ``product_image`` row of any product references."""
+        with translate_connection_errors(self._url()), self.session_factory() as session:
+            return _referenced(session, keys)
+
+    def previous_attempts(self, product_id: int, before_attempt_id: int, limit: int = 50) -> list[PastAttempt]:
+        """The product's finished attempts older than ``before_attempt_id``, newest first (at most ``limit``)."""
+        query = (
+            sa.select(
+                ImageFetchAttempt.id,
+                ImageFetchAttempt.run_id,
+                ImageFetchAttempt.outcome,
+                ImageFetchAttempt.reason_code,
+                ImageFetchAttempt.search_calls,
+            )
+            .where(
+                ImageFetchAttempt.product_id == product_id,
+                ImageFetchAttempt.id < before_attempt_id,
+                ImageFetchAttempt.finished_at.is_not(None),
+            )
+            .order_by(ImageFetchAttempt.id.desc())
+            .limit(limit)
+        )
+        with translate_connection_errors(self._url()), self.session_factory() as session:
+            return [
+                PastAttempt(row.id, row.run_id, row.outcome, row.reason_code, int(row.search_calls or 0))
+                for row in session.execute(query)
+            ]
 
     def last_attempts(self, product_ids: Iterable[int]) -> dict[int, ImageFetchAttempt]:
         """The latest attempt of each product that has one (detached objects)."""
@@ -225,11 +349,13 @@ class ImageRecorder:
         search_calls: int,
         candidates_found: int,
         refusals: Sequence[Refusal],
+        refusal_counts: Mapping[str, int] | None = None,
     ) -> list[str]:
         """Replaces the product's images with ``records`` and finishes the attempt as stored, in one transaction.
 
-        Returns the storage keys of the replaced rows that the new set no longer uses: the caller deletes those
-        objects from the store after this commit (deleting before would lose images if the commit failed).
+        Returns the storage keys of the replaced rows that no row of any product references any more (after the
+        switch, in the same transaction): the caller deletes those objects from the store after this commit
+        (deleting before would lose images if the commit failed).
         """
         if not records:
             raise ValueError("commit_images needs at least one image; use record_no_images when none survived")
@@ -244,6 +370,7 @@ class ImageRecorder:
                 candidates_found=candidates_found,
                 images_stored=len(records),
                 refusals=refusals,
+                refusal_counts=refusal_counts,
             )
             old_keys = [
                 key
@@ -283,8 +410,12 @@ class ImageRecorder:
                 .values(status=ListingStatus.PENDING, sync_error=None, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-        new_keys = {record.storage_key for record in records}
-        return [key for key in dict.fromkeys(old_keys) if key not in new_keys]
+            new_keys = {record.storage_key for record in records}
+            replaced = [key for key in dict.fromkeys(old_keys) if key not in new_keys]
+            # Another product's rows may point at the same object (keys written under the earlier layout,
+            # ``products/{code or id}/``, could coincide): such objects stay.
+            still_used = _referenced(session, replaced)
+        return [key for key in replaced if key not in still_used]
 
     def record_no_images(
         self,
@@ -295,6 +426,7 @@ class ImageRecorder:
         search_calls: int,
         candidates_found: int,
         refusals: Sequence[Refusal],
+        refusal_counts: Mapping[str, int] | None = None,
     ) -> None:
         """Nothing usable was found: the listing (created if missing) goes to ERROR with the reason."""
         now = self.now()
@@ -309,6 +441,7 @@ class ImageRecorder:
                 search_calls=search_calls,
                 candidates_found=candidates_found,
                 refusals=refusals,
+                refusal_counts=refusal_counts,
             )
             values: dict[str, Any] = {"status": ListingStatus.ERROR, "sync_error": sync_error, "updated_at": now}
             updated = session.execute(
@@ -334,6 +467,7 @@ class ImageRecorder:
         search_calls: int = 0,
         candidates_found: int = 0,
         refusals: Sequence[Refusal] = (),
+        refusal_counts: Mapping[str, int] | None = None,
     ) -> None:
         """A transient fault: the attempt is closed, the listing is left alone and the product stays pending."""
         with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
@@ -346,4 +480,15 @@ class ImageRecorder:
                 search_calls=search_calls,
                 candidates_found=candidates_found,
                 refusals=refusals,
+                refusal_counts=refusal_counts,
             )
+
+
+def _referenced(session: Session, keys: Iterable[str]) -> set[str]:
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _KEY_CHUNK):
+        chunk = wanted[start : start + _KEY_CHUNK]
+        query = sa.select(ProductImage.storage_key).where(ProductImage.storage_key.in_(chunk)).distinct()
+        found.update(key for key in session.scalars(query) if key is not None)
+    return found

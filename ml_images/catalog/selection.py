@@ -136,19 +136,22 @@ def _check_limit(limit: int | None) -> None:
 
 
 class ImageCandidateSelector:
-    """Eligible products that have no ``product_image`` rows and are not cooling down after a fruitless attempt."""
+    """Eligible products that have no ``product_image`` rows and are not cooling down after a fruitless attempt.
+
+    ``claim_lease_seconds``: a claim whose heartbeat is younger than this is in flight (see ``ImageRecorder``).
+    """
 
     def __init__(
         self,
         product_filter: MercadoLibreFilter,
         cooldown_hours: float = 24.0,
-        in_flight_ttl_hours: float = 2.0,
+        claim_lease_seconds: float = 60.0,
     ) -> None:
-        if cooldown_hours < 0 or in_flight_ttl_hours < 0:
-            raise ValueError("cooldown_hours and in_flight_ttl_hours must be >= 0")
+        if cooldown_hours < 0 or claim_lease_seconds <= 0:
+            raise ValueError("cooldown_hours must be >= 0 and claim_lease_seconds > 0")
         self.product_filter = product_filter
         self.cooldown_hours = cooldown_hours
-        self.in_flight_ttl_hours = in_flight_ttl_hours
+        self.claim_lease_seconds = claim_lease_seconds
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -182,13 +185,13 @@ class ImageCandidateSelector:
         return ~latest_was_fruitless
 
     def not_in_flight_condition(self) -> sa.ColumnElement[bool]:
-        """False while an unfinished attempt younger than the in-flight TTL exists (another run is on it)."""
+        """False while an unfinished attempt's lease is alive (its heartbeat is younger than the lease)."""
         attempt = aliased(ImageFetchAttempt)
-        cutoff = self._now() - timedelta(hours=self.in_flight_ttl_hours)
+        cutoff = self._now() - timedelta(seconds=self.claim_lease_seconds)
         return ~sa.exists().where(
             attempt.product_id == ProductMaster.id,
             attempt.finished_at.is_(None),
-            attempt.started_at >= cutoff,
+            sa.func.coalesce(attempt.heartbeat_at, attempt.started_at) >= cutoff,
         )
 
     def _conditions(
@@ -341,5 +344,5 @@ def describe_selection(selector: ImageCandidateSelector) -> dict[str, Any]:
         "publication_rules": {category: str(threshold) for category, threshold in product_filter.rules.items()},
         "freshness_hours": product_filter.freshness_hours,
         "cooldown_hours": selector.cooldown_hours,
-        "in_flight_ttl_hours": selector.in_flight_ttl_hours,
+        "claim_lease_seconds": selector.claim_lease_seconds,
     }

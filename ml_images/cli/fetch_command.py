@@ -8,7 +8,12 @@ It runs the selection job (``fetch_ml_images``) and then the pending products in
 * ``--dry-run``: the selection in dry-run mode, then the list of what would be processed; writes nothing.
 * ``--id ID`` (repeatable): those products whether or not they are pending (their images are replaced).
 
-Prints progress (products done of total) and a summary; exits 1 when a run failed.
+Prints progress (products done of total) and a summary; exits 1 when a run failed, 130 when interrupted
+(SIGINT/SIGTERM: the products in flight release their claims, recorded as ``interrupted``; the rest stays pending).
+
+Each run is tagged with this process (host, pid, start time). A run whose process died (SIGKILL, OOM) would stay
+STARTED for ever: the next ``ml-images fetch`` (and the sensor) marks such runs failed, and the products they held
+are taken over by the next run at once (their holder is provably dead) or when their lease ends.
 """
 
 from __future__ import annotations
@@ -102,7 +107,13 @@ class FetchSummary:
         return (
             f"stored: {self.statuses['stored']} ({self.images} images), "
             f"no images (listing ERROR): {self.statuses['no_images']}, "
-            f"skipped: {self.statuses['skipped']}, failed: {self.statuses['failed']}"
+            f"skipped: {self.statuses['skipped']}, "
+            + (
+                f"left pending (candidates unreachable): {self.statuses['deferred']}, "
+                if self.statuses["deferred"]
+                else ""
+            )
+            + f"failed: {self.statuses['failed']}"
             + (f", not processed: {self.total - self.done}" if self.total > self.done else "")
         )
 
@@ -112,6 +123,7 @@ class FetchCommand:
 
     def __init__(self, instance: Any, *, batch_size: int, verbose: bool, out: Callable[[str], None] = print) -> None:
         from ml_images.dagster_defs.resources import CatalogDatabaseResource
+        from ml_images.dagster_defs.run_holders import holder_tags
         from ml_images.definitions import defs
 
         self.instance = instance
@@ -121,6 +133,7 @@ class FetchCommand:
         self.selection_job = defs.resolve_job_def("fetch_ml_images")
         self.images_job = defs.resolve_job_def("product_images_job")
         self.catalog = CatalogDatabaseResource()
+        self.process_tags = holder_tags()  # this process: a run it leaves behind when killed is recognised as dead
 
     # ----------------------------------------------------------------------------------------------- runs
 
@@ -132,8 +145,10 @@ class FetchCommand:
         result = self.selection_job.execute_in_process(
             run_config=self._run_config({"pending_image_products": {"config": config}}),
             instance=self.instance,
+            tags=self.process_tags,
             raise_on_error=False,
         )
+        _raise_if_interrupted(result)
         if not result.success:
             self.out(f"selection run {result.run_id} failed: {_failure_text(result)}")
             return False
@@ -158,7 +173,7 @@ class FetchCommand:
             result = self.images_job.execute_in_process(
                 run_config=self._run_config({"product_images": {"config": {"force": force}}}),
                 instance=self.instance,
-                tags=batch.run_tags(),
+                tags={**batch.run_tags(), **self.process_tags},
                 raise_on_error=False,
             )
             statuses, images = self._outcomes(result, batch.keys)
@@ -169,6 +184,12 @@ class FetchCommand:
                 f"products done {summary.done}/{summary.total} "
                 f"(run {number}/{len(batches)} {result.run_id} {state}: {_counts_text(statuses)})"
             )
+            if _interrupted(result):
+                self.out(
+                    f"  run {result.run_id} interrupted: the products in flight released their claims (recorded as "
+                    f"interrupted); the rest stays pending. Done: {summary.line()}"
+                )
+                raise KeyboardInterrupt
             if not result.success:
                 summary.failed_runs.append(result.run_id)
                 self.out(f"  run {result.run_id}: {_failure_text(result)}")
@@ -193,7 +214,8 @@ class FetchCommand:
             for key in missing:
                 attempt = attempts.get(int(key))
                 if attempt is not None and attempt.run_id == result.run_id and attempt.outcome != "running":
-                    statuses[key] = attempt.outcome
+                    deferred = attempt.reason_code == "candidates_unreachable"
+                    statuses[key] = "deferred" if deferred else attempt.outcome
                     images += attempt.images_stored if attempt.outcome == "stored" else 0
                 else:
                     statuses[key] = "failed"
@@ -211,6 +233,15 @@ class FetchCommand:
         if not dry_run:
             build_search_service(self.catalog.settings())
             BackgroundRemoverResource().remover().ensure_available()
+        self.fail_dead_runs()
+
+    def fail_dead_runs(self) -> None:
+        """Runs of ``ml-images fetch`` processes that died are marked failed (they would count as active)."""
+        from ml_images.dagster_defs.run_holders import fail_dead_runs
+
+        dead = fail_dead_runs(self.instance)
+        if dead:
+            self.out(f"marked {len(dead)} run(s) of a dead ml-images process as failed: {', '.join(dead)}")
 
     def fetch(self, *, limit: int | None, dry_run: bool) -> int:
         self.preflight(dry_run=dry_run)
@@ -301,6 +332,26 @@ def _failure_text(result: Any) -> str:
                 f"{cause.cls_name}: {cause.message.strip().splitlines()[0]}" if cause.message else str(cause.cls_name)
             )
     return "the run failed (see the Dagster UI for its logs)"
+
+
+def _interrupted(result: Any) -> bool:
+    """Whether the run stopped because this process was told to (SIGINT/SIGTERM during a step)."""
+    for event in _step_failures(result):
+        data = event.step_failure_data
+        source = getattr(data, "error_source", None)
+        if getattr(source, "value", source) == "INTERRUPT":
+            return True
+        user = data.user_failure_data
+        if user is not None and _meta(user.metadata, "stopped_by") == "interrupted":
+            return True  # product_images turns the interrupt into a Failure that Dagster does not retry
+        if data.error is not None and data.error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            return True
+    return False
+
+
+def _raise_if_interrupted(result: Any) -> None:
+    if _interrupted(result):
+        raise KeyboardInterrupt
 
 
 def _stopped_by(result: Any) -> bool:

@@ -12,6 +12,8 @@ from ml_images.pipeline.reports import BatchReport, ProductReport
 from ml_images.search.query import QueryConstructor
 
 PREVIEW_ROWS = 50
+#: Refused candidates listed per product (the attempt row keeps the same bounded sample); counts cover them all.
+REFUSAL_ROWS = 50
 
 _PREVIEW_SCHEMA = TableSchema(
     columns=[
@@ -69,7 +71,11 @@ def preview_table(rows: Sequence[dict[str, Any]]) -> MetadataValue:
 
 
 def product_metadata(report: ProductReport) -> dict[str, Any]:
-    """Metadata of one product's partition: status, images and URLs, main picture, refusals, search calls."""
+    """Metadata of one product's partition: status, images and URLs, main picture, refusals, search calls.
+
+    At most ``REFUSAL_ROWS`` refused candidates are listed (a bounded event however many results a search gave);
+    ``refusal_counts`` and ``refusals_total`` cover every refusal.
+    """
     metadata: dict[str, Any] = {
         "status": report.status.value,
         "images_stored": len(report.images),
@@ -106,11 +112,14 @@ def product_metadata(report: ProductReport) -> dict[str, Any]:
                         "detail": _clip(r.detail, 300),
                     }
                 )
-                for r in report.refusals
+                for r in report.refusals[:REFUSAL_ROWS]
             ],
             schema=_REFUSAL_SCHEMA,
         )
-        metadata["refusal_counts"] = MetadataValue.json(report.refusal_counts())
+    counts = report.refusal_counts()
+    if counts:
+        metadata["refusal_counts"] = MetadataValue.json(counts)
+        metadata["refusals_total"] = sum(counts.values())
     return metadata
 
 

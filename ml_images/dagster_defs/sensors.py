@@ -2,7 +2,8 @@
 
 Each tick (running by default, every ``minimum_interval_seconds``):
 
-1. back-pressure: while ``max_active_runs`` image runs are queued or running, request nothing;
+1. back-pressure: while ``max_active_runs`` image runs are queued or running, request nothing (a run of an
+   ``ml-images fetch`` process that died is marked failed first, so it does not count as active for ever);
 2. asks the catalog for pending products (eligible, no images, not in cooldown, not claimed by a run), oldest
    first, at most ``max_products_per_tick`` and leaving out those requested by recent ticks (the cursor);
 3. registers the new ones as partitions and requests runs of at most ``batch_size`` products, each a partition
@@ -32,6 +33,7 @@ from ml_images.dagster_defs.config import SensorSettings
 from ml_images.dagster_defs.jobs import PRODUCT_IMAGES_JOB, product_images_job
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches, products_partitions, unregistered
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
+from ml_images.dagster_defs.run_holders import fail_dead_runs
 from ml_images.dagster_defs.sensor_cursor import SensorCursor
 from ml_images.dagster_defs.services import build_selection
 
@@ -69,6 +71,9 @@ def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -
         now = time.time()
         cursor = SensorCursor.parse(context.cursor).pruned(now - limits.requested_ttl_hours * 3600)
 
+        dead = fail_dead_runs(context.instance)
+        if dead:
+            context.log.warning(f"marked {len(dead)} runs of dead ml-images processes as failed: {', '.join(dead)}")
         active = context.instance.get_runs_count(RunsFilter(job_name=PRODUCT_IMAGES_JOB, statuses=ACTIVE_RUN_STATUSES))
         free_runs = limits.max_active_runs - active
         if free_runs <= 0:

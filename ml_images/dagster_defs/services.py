@@ -65,14 +65,18 @@ def build_selection(
         parse_publication_rules(settings.publication_rules_json),
         freshness_hours=settings.freshness_hours,
     )
-    selector = ImageCandidateSelector(product_filter, cooldown_hours=settings.no_images_cooldown_hours)
+    selector = ImageCandidateSelector(
+        product_filter,
+        cooldown_hours=settings.no_images_cooldown_hours,
+        claim_lease_seconds=settings.claim_lease_seconds,
+    )
     return SelectionServices(
         settings=settings, product_filter=product_filter, selector=selector, queries=QueryConstructor()
     )
 
 
 def build_recorder(catalog: CatalogDatabaseResource) -> ImageRecorder:
-    return ImageRecorder(catalog.session_factory())
+    return ImageRecorder(catalog.session_factory(), lease_seconds=catalog.settings().claim_lease_seconds)
 
 
 def build_pipeline(
@@ -93,7 +97,7 @@ def build_pipeline(
     return ProductImagePipeline(
         products=CatalogProducts(session_factory),
         selector=selection.selector,
-        recorder=ImageRecorder(session_factory),
+        recorder=ImageRecorder(session_factory, lease_seconds=settings.claim_lease_seconds),
         queries=selection.queries,
         search=build_search_service(settings, cache=cache),
         downloader=SafeDownloader(allowed_private_hosts=tuple(settings.allowed_private_hosts)),
@@ -101,4 +105,6 @@ def build_pipeline(
         store=image_store.build_store(settings),
         max_images=settings.image_search_count,
         concurrency=concurrency,
+        unreachable_attempts=settings.unreachable_attempts,
+        heartbeat_seconds=settings.claim_heartbeat_seconds,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ml_images.refusals import Refusal
@@ -14,7 +14,8 @@ class ProductStatus(enum.StrEnum):
     STORED = "stored"  # images uploaded and product_image rows written
     NO_IMAGES = "no_images"  # nothing usable; listing set to ERROR
     SKIPPED = "skipped"  # did not need images (or another run holds it); nothing written but the attempt
-    FAILED = "failed"  # infrastructure fault or batch aborted; the product stays pending
+    DEFERRED = "deferred"  # every candidate unreachable (candidates_unreachable): stays pending, no ERROR
+    FAILED = "failed"  # infrastructure fault, batch aborted or interrupted; the product stays pending
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,10 @@ class StoredImage:
 
 @dataclass(frozen=True)
 class ProductReport:
-    """The outcome of one product. ``reason_code`` is machine-readable; ``reason`` is for people."""
+    """The outcome of one product. ``reason_code`` is machine-readable; ``reason`` is for people.
+
+    ``refusals`` is a bounded sample (see ``RefusalTally``); ``refusals_by_reason`` counts every refusal.
+    """
 
     product_id: int
     status: ProductStatus
@@ -40,13 +44,21 @@ class ProductReport:
     candidates_found: int = 0
     search_cached: bool = False
     refusals: tuple[Refusal, ...] = ()
+    refusals_by_reason: Mapping[str, int] | None = None
     reason_code: str | None = None
     reason: str | None = None
     replaced_objects: int = 0  # old objects deleted after a re-processing switched the rows
     seconds: float = 0.0
 
     def refusal_counts(self) -> dict[str, int]:
+        """Every refusal by reason, most frequent first (not only the sample in ``refusals``)."""
+        if self.refusals_by_reason is not None:
+            return dict(Counter(self.refusals_by_reason).most_common())
         return dict(Counter(r.reason for r in self.refusals).most_common())
+
+    @property
+    def refusals_total(self) -> int:
+        return sum(self.refusal_counts().values())
 
 
 @dataclass
@@ -84,8 +96,9 @@ class BatchReport:
         counts = self.counts()
         text = (
             f"{len(self.reports)} products: {counts['stored']} stored ({self.images_stored} images), "
-            f"{counts['no_images']} without usable images, {counts['skipped']} skipped, {counts['failed']} failed; "
-            f"{self.search_calls} search calls"
+            f"{counts['no_images']} without usable images, {counts['skipped']} skipped, "
+            + (f"{counts['deferred']} left pending (candidates unreachable), " if counts["deferred"] else "")
+            + f"{counts['failed']} failed; {self.search_calls} search calls"
         )
         if self.abort_error is not None:
             text += f"; stopped early: {type(self.abort_error).__name__}: {self.abort_error}"
@@ -94,5 +107,9 @@ class BatchReport:
 
 def describe_refusals(refusals: Iterable[Refusal]) -> str:
     """``too_small×3, http_404×2`` — the reason codes and how often each occurred, most frequent first."""
-    counts = Counter(r.reason for r in refusals)
-    return ", ".join(f"{reason}×{count}" for reason, count in counts.most_common())
+    return describe_counts(Counter(r.reason for r in refusals))
+
+
+def describe_counts(counts: Mapping[str, int]) -> str:
+    """``too_small×3, http_404×2`` from counts by reason, most frequent first."""
+    return ", ".join(f"{reason}×{count}" for reason, count in Counter(counts).most_common())

@@ -144,17 +144,19 @@ class ImageSearchService:
             log.warning("search results not cached: %s", exc)
 
     # search ---------------------------------------------------------------------------------------------------
-    def search(self, query: str) -> SearchOutcome:
+    def search(self, query: str, *, refresh_cache: bool = False) -> SearchOutcome:
         """Up to ``count`` usable candidates for ``query``, ranked 0..n-1.
 
         Raises ``SearchQuotaError`` (quota/credentials: stop the run) and ``SearchUnavailableError`` (the
         provider kept failing); ``search_calls_of(error)`` tells how many requests the failed search made.
         An empty candidate list is a normal outcome: "no search results".
+        ``refresh_cache``: ask the provider even if the cache holds results (they led nowhere last time); the
+        fresh results replace the cached ones.
         """
         query = " ".join(query.split())
         if not query:
             return SearchOutcome(query="", candidates=[], calls=0)
-        cached = self._cached(query)
+        cached = None if refresh_cache else self._cached(query)
         if cached is not None:
             usable, dropped = self.filter(cached)
             return SearchOutcome(query, self._ranked(usable[: self.count]), calls=0, cached=True, dropped=dropped)

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class ImageStore(Protocol):
-    """Stores JPEG objects under keys like ``products/{code or id}/{order}-{hash prefix}.jpg``.
+    """Stores JPEG objects under keys like ``products/{id}-{code slug}/{order}-{hash prefix}.jpg`` (see ``keys``).
 
     Implementations raise ``ml_images.errors.StorageUnavailableError`` for infrastructure faults.
     """

@@ -1,41 +1,48 @@
-"""Object keys: ``products/{product ref}/{order}-{content hash prefix}.jpg``, safe for S3 and for a local folder."""
+"""Object keys: ``products/{id}-{code slug}/{order}-{content hash prefix}.jpg`` (``products/{id}/…`` without a code).
+
+The product id comes first, so a product's folder is unique whatever the codes: a product whose code is ``2`` and
+the product with id 2 (``products/7-2/`` and ``products/2/``), or two products sharing a code, never write the same
+key. The code slug is only there for people browsing the bucket. Keys are safe for S3 and for a local folder.
+
+Objects written under the earlier layout (``products/{code or id}/…``) keep working: their rows hold the full key.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 KEY_PREFIX = "products"
 HASH_PREFIX_LENGTH = 12
-_MAX_REF_LENGTH = 100
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_SLUG_LENGTH = 60
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[0-9a-f]+")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def safe_product_ref(product_ref: str) -> str:
-    """``product_ref`` restricted to ``[A-Za-z0-9._-]``.
-
-    When anything had to change (``AB/1`` and ``AB 1`` would both become ``AB_1``), a short digest of the original
-    is appended so two products can never share a folder; refs made only of dots are never a path segment.
-    """
-    ref = str(product_ref).strip()
-    cleaned = _UNSAFE.sub("_", ref)[:_MAX_REF_LENGTH]
-    if cleaned.strip(".") == "":
-        cleaned = "_" + cleaned
-    if cleaned != ref:
-        digest = hashlib.sha256(ref.encode("utf-8")).hexdigest()[:8]
-        cleaned = f"{cleaned}-{digest}"
-    return cleaned
+def code_slug(code: str | None) -> str:
+    """``code`` reduced to ``[A-Za-z0-9._-]`` (runs of anything else become one ``_``), at most 60 characters;
+    empty when nothing readable is left. Two codes may share a slug: the id in front keeps the folders apart."""
+    if code is None:
+        return ""
+    slug = _UNSAFE.sub("_", code.strip())[:_MAX_SLUG_LENGTH]
+    return slug.strip("._")
 
 
-def image_key(product_ref: str, order: int, content_hash: str) -> str:
+def product_folder(product_id: int, code: str | None) -> str:
+    """``{id}-{code slug}``, or ``{id}`` for a product without a (readable) code."""
+    if isinstance(product_id, bool) or not isinstance(product_id, int) or product_id < 1:
+        raise ValueError(f"product_id must be a positive integer, got {product_id!r}")
+    slug = code_slug(code)
+    return f"{product_id}-{slug}" if slug else str(product_id)
+
+
+def image_key(product_id: int, code: str | None, order: int, content_hash: str) -> str:
     if order < 0:
         raise ValueError(f"order must be >= 0, got {order}")
     digest = content_hash.lower()
     if len(digest) < HASH_PREFIX_LENGTH or not _HEX.fullmatch(digest):
         raise ValueError(f"content_hash must be hex with at least {HASH_PREFIX_LENGTH} digits")
-    return f"{KEY_PREFIX}/{safe_product_ref(product_ref)}/{order}-{digest[:HASH_PREFIX_LENGTH]}.jpg"
+    return f"{KEY_PREFIX}/{product_folder(product_id, code)}/{order}-{digest[:HASH_PREFIX_LENGTH]}.jpg"
 
 
 def validate_key(key: str) -> str:

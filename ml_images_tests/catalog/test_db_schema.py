@@ -141,7 +141,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     try:
         assert current_revision(engine) is None
         upgrade_schema(engine)
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() == "0002"
         assert _tables(engine) >= CATALOG_TABLES
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO product_master (code, last_updated) VALUES ('A', CURRENT_TIMESTAMP)"))
@@ -153,6 +153,63 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM product_master")).scalar() == 0
         upgrade_schema(engine)  # idempotent
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+_LEASE_COLUMNS = {"heartbeat_at", "holder_host", "holder_node", "holder_pid", "holder_started", "refusal_counts"}
+
+
+def _columns(engine: sa.Engine, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+
+
+def _indexes(engine: sa.Engine, table: str) -> set[str]:
+    return {str(i["name"]) for i in sa.inspect(engine).get_indexes(table)}
+
+
+def test_0002_adds_the_lease_columns_and_goes_back_without_losing_rows(database_url: str) -> None:
+    engine = create_catalog_engine(database_url)
+    try:
+        upgrade_schema(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO product_master (id, code, last_updated) VALUES (7, 'A', CURRENT_TIMESTAMP)")
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO image_fetch_attempt (product_id, run_id, started_at, outcome, refusals) "
+                    "VALUES (7, 'old-run', CURRENT_TIMESTAMP, 'running', NULL)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    'INSERT INTO product_image (product_id, url, "order", storage_key, created_at) '
+                    "VALUES (7, 'u', 0, 'products/A/0-aaaaaaaaaaaa.jpg', CURRENT_TIMESTAMP)"
+                )
+            )
+        assert not _LEASE_COLUMNS & _columns(engine, "image_fetch_attempt")
+
+        upgrade_schema(engine)
+        assert current_revision(engine) == "0002"
+        assert _columns(engine, "image_fetch_attempt") >= _LEASE_COLUMNS
+        assert "ix_product_image_storage_key" in _indexes(engine, "product_image")
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT run_id, heartbeat_at, holder_pid FROM image_fetch_attempt")).one()
+            assert tuple(row) == ("old-run", None, None)  # a claim from before: only its start tells its age
+            assert conn.execute(sa.text("SELECT storage_key FROM product_image")).scalar() == (
+                "products/A/0-aaaaaaaaaaaa.jpg"
+            )
+
+        downgrade_schema(engine, "0001")
+        assert current_revision(engine) == "0001"
+        assert not _LEASE_COLUMNS & _columns(engine, "image_fetch_attempt")
+        assert "ix_product_image_storage_key" not in _indexes(engine, "product_image")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM image_fetch_attempt")).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM product_image")).scalar() == 1
+        upgrade_schema(engine)
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

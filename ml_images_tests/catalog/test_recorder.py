@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ml_images.catalog.holder import ProcessHolder, current_holder, current_node
 from ml_images.catalog.models import (
     AttemptOutcome,
     ImageFetchAttempt,
@@ -19,6 +22,7 @@ from ml_images.catalog.models import (
 )
 from ml_images.catalog.recorder import (
     IMAGE_ERROR_PREFIX,
+    MAX_STORED_REFUSALS,
     Claim,
     ClaimLostError,
     ImageRecord,
@@ -28,6 +32,7 @@ from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.errors import TransientError
 from ml_images.refusals import Refusal
+from ml_images_tests.holders import exited_process
 
 REFUSALS = [Refusal(stage="download", reason="too_large", url="https://shop.example.test/a.jpg", detail="31 MB")]
 
@@ -47,7 +52,7 @@ def _record(order: int, key: str) -> ImageRecord:
 
 @pytest.fixture
 def recorder(session_factory: sessionmaker[Session], clock: Any) -> ImageRecorder:
-    return ImageRecorder(session_factory, claim_ttl_hours=2, now=clock)
+    return ImageRecorder(session_factory, lease_seconds=60, now=clock)
 
 
 def _attempt(session_factory: sessionmaker[Session], attempt_id: int) -> ImageFetchAttempt:
@@ -118,12 +123,14 @@ def test_concurrent_claims_let_exactly_one_through(
 def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
     session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
 ) -> None:
+    # The holder is on another machine: its death cannot be proved, only its silence (no heartbeat for a lease).
+    elsewhere = ImageRecorder(session_factory, lease_seconds=60, now=clock, holder=lambda: _other_machine())
     pid = make_product()
-    old = recorder.claim(pid, "dead-run")
+    old = elsewhere.claim(pid, "dead-run")
     assert old is not None
-    clock.advance(hours=1, minutes=59)
+    clock.advance(seconds=59)
     assert recorder.claim(pid, "run-2") is None
-    clock.advance(minutes=2)
+    clock.advance(seconds=2)
     new = recorder.claim(pid, "run-2")
     assert new is not None
     stale = _attempt(session_factory, old.attempt_id)
@@ -132,10 +139,73 @@ def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
     assert stale.finished_at == clock()
 
     with pytest.raises(ClaimLostError) as info:
-        recorder.commit_images(old, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
+        elsewhere.commit_images(old, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
     assert isinstance(info.value, TransientError)
     assert _images(session_factory, pid) == []
     assert _attempt(session_factory, new.attempt_id).finished_at is None
+
+
+def _other_machine() -> ProcessHolder:
+    return ProcessHolder(host="another-host", node="0" * 32, pid=os.getpid(), started=1)
+
+
+def test_heartbeats_keep_a_claim_alive_for_as_long_as_they_come(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    elsewhere = ImageRecorder(session_factory, lease_seconds=60, now=clock, holder=lambda: _other_machine())
+    pid = make_product()
+    held = elsewhere.claim(pid, "long-run")
+    assert held is not None
+    for _ in range(10):  # ten minutes of work, a beat every 50 s
+        clock.advance(seconds=50)
+        assert elsewhere.heartbeat([held.attempt_id]) == 1
+        assert recorder.claim(pid, "run-2") is None
+    clock.advance(seconds=61)  # the beats stop (the process died)
+    assert recorder.claim(pid, "run-2") is not None
+    assert elsewhere.heartbeat([held.attempt_id]) == 0  # a finished claim is not revived
+
+
+@pytest.mark.skipif(current_node() is None, reason="needs /proc (Linux) to prove that a process is dead")
+def test_a_claim_of_a_dead_process_is_taken_over_at_once(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    dead = exited_process()
+    by_the_dead = ImageRecorder(session_factory, lease_seconds=60, now=clock, holder=lambda: dead)
+    pid = make_product()
+    killed = by_the_dead.claim(pid, "killed-run")
+    assert killed is not None
+
+    taken = recorder.claim(pid, "next-run")  # the heartbeat is fresh, but its process is gone
+
+    assert taken is not None
+    old = _attempt(session_factory, killed.attempt_id)
+    assert (old.outcome, old.reason_code) == ("failed", "holder_died")
+    assert f"pid {dead.pid}" in str(old.reason)
+    new = _attempt(session_factory, taken.attempt_id)
+    me = current_holder()
+    assert (new.holder_host, new.holder_node, new.holder_pid, new.holder_started) == (
+        me.host,
+        me.node,
+        me.pid,
+        me.started,
+    )
+
+
+@pytest.mark.skipif(current_node() is None, reason="needs /proc (Linux) to prove that a process is dead")
+def test_a_live_holder_keeps_its_claim_and_a_reused_pid_is_not_mistaken_for_it(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int], clock: Any
+) -> None:
+    alive, reused = make_product(), make_product()
+    assert recorder.claim(alive, "run-1") is not None  # this very process: alive
+    assert recorder.claim(alive, "run-2") is None
+    # Same pid as a live process (this one), another start time: the recorded process is gone, the pid reused.
+    ghost = replace(current_holder(), started=(current_holder().started or 0) + 12345)
+    assert ImageRecorder(session_factory, now=clock, holder=lambda: ghost).claim(reused, "run-1") is not None
+    assert recorder.claim(reused, "run-2") is not None
+    # A holder on another machine (or container) cannot be proved dead: only its lease frees it.
+    other = make_product()
+    assert ImageRecorder(session_factory, now=clock, holder=_other_machine).claim(other, "run-1") is not None
+    assert recorder.claim(other, "run-2") is None
 
 
 def test_a_retry_in_the_same_run_takes_over_its_own_unreleased_claim(
@@ -186,6 +256,77 @@ def test_commit_images_replaces_rows_and_returns_orphaned_keys(
     )
     assert orphans == ["p/a.jpg"]
     assert _images(session_factory, pid) == [(0, "p/b.jpg", True), (1, "p/c.jpg", True)]
+
+
+def test_an_object_another_product_still_references_is_not_returned_for_deletion(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    # Rows of two products pointing at one key: possible under the earlier layout (products/{code or id}/...).
+    mine, theirs = make_product(), make_product()
+    shared = "products/2/0-aaaaaaaaaaaa.jpg"
+    for pid in (mine, theirs):
+        claim = recorder.claim(pid, "old-layout")
+        assert claim is not None
+        recorder.commit_images(claim, [_record(0, shared)], search_calls=1, candidates_found=1, refusals=[])
+    assert recorder.referenced_keys([shared, "products/9/0-bbbbbbbbbbbb.jpg"]) == {shared}
+
+    again = recorder.claim(mine, "re-processing")
+    assert again is not None
+    orphans = recorder.commit_images(
+        again, [_record(0, f"products/{mine}-P/0-cccccccccccc.jpg")], search_calls=1, candidates_found=1, refusals=[]
+    )
+
+    assert orphans == []  # the other product's row still points at it
+    assert [key for _, key, _ in _images(session_factory, theirs)] == [shared]
+    last = recorder.claim(theirs, "re-processing")
+    assert last is not None
+    orphans = recorder.commit_images(
+        last, [_record(0, f"products/{theirs}-Q/0-dddddddddddd.jpg")], search_calls=1, candidates_found=1, refusals=[]
+    )
+    assert orphans == [shared]  # no row of any product references it any more
+
+
+def test_refusals_are_stored_as_a_bounded_sample_with_counts_of_all(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    claim = recorder.claim(pid, None)
+    assert claim is not None
+    many = [Refusal("search", "duplicate", f"https://shop.example.test/{i}.jpg", "x" * 5000) for i in range(400)]
+    recorder.record_no_images(
+        claim,
+        "no_usable_image",
+        "all refused",
+        search_calls=1,
+        candidates_found=0,
+        refusals=many,
+        refusal_counts={"duplicate": 50_000, "too_small": 3},
+    )
+    attempt = _attempt(session_factory, claim.attempt_id)
+    assert attempt.refusals is not None
+    assert len(attempt.refusals) == MAX_STORED_REFUSALS == 50
+    assert all(len(r["detail"]) <= 500 for r in attempt.refusals)
+    assert attempt.refusal_counts == {"duplicate": 50_000, "too_small": 3}
+
+
+def test_previous_attempts_are_the_finished_ones_newest_first(
+    recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    first = recorder.claim(pid, "a")
+    assert first is not None
+    recorder.record_failed(first, "candidates_unreachable", "nothing answered", search_calls=1)
+    second = recorder.claim(pid, "b")
+    assert second is not None
+    recorder.record_no_images(second, "no_usable_image", "refused", search_calls=0, candidates_found=2, refusals=[])
+    current = recorder.claim(pid, "c")
+    assert current is not None
+    past = recorder.previous_attempts(pid, current.attempt_id)
+    assert [(p.run_id, p.outcome, p.reason_code, p.search_calls) for p in past] == [
+        ("b", "no_images", "no_usable_image", 0),
+        ("a", "failed", "candidates_unreachable", 1),
+    ]
+    assert recorder.previous_attempts(pid, first.attempt_id) == []
 
 
 def test_a_finished_claim_cannot_commit_again(

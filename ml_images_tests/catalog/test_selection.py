@@ -220,15 +220,26 @@ def test_cooldown_after_a_fruitless_attempt(
 def test_in_flight_products_can_be_excluded(
     session_factory: sessionmaker[Session], make_product: Callable[..., int], clock: Any
 ) -> None:
-    busy = make_product()
-    abandoned = make_product()
+    busy = make_product()  # started long ago, but its worker still beats
+    abandoned = make_product()  # its worker stopped beating more than a lease ago
+    legacy = make_product()  # an unfinished attempt without any heartbeat (written before heartbeats existed)
     idle = make_product()
-    _attempt(session_factory, busy, AttemptOutcome.RUNNING, timedelta(minutes=10), None, clock)
-    _attempt(session_factory, abandoned, AttemptOutcome.RUNNING, timedelta(hours=3), None, clock)
-    selector = ImageCandidateSelector(_filter(session_factory, clock), in_flight_ttl_hours=2)
-    assert {p.id for p in selector.get_pending_image_products()} == {busy, abandoned, idle}
+    _attempt(session_factory, busy, AttemptOutcome.RUNNING, timedelta(hours=3), None, clock)
+    _attempt(session_factory, abandoned, AttemptOutcome.RUNNING, timedelta(minutes=5), None, clock)
+    _attempt(session_factory, legacy, AttemptOutcome.RUNNING, timedelta(seconds=30), None, clock)
+    with session_factory() as session, session.begin():
+        for product_id, beat in ((busy, timedelta(seconds=20)), (abandoned, timedelta(seconds=61))):
+            session.execute(
+                sa.update(ImageFetchAttempt)
+                .where(ImageFetchAttempt.product_id == product_id)
+                .values(heartbeat_at=clock() - beat)
+            )
+    selector = ImageCandidateSelector(_filter(session_factory, clock), claim_lease_seconds=60)
+    assert {p.id for p in selector.get_pending_image_products()} == {busy, abandoned, legacy, idle}
     assert {p.id for p in selector.get_pending_image_products(exclude_in_flight=True)} == {abandoned, idle}
     assert selector.count_pending(exclude_in_flight=True) == 2
+    clock.advance(seconds=31)  # the legacy claim's start is now older than the lease
+    assert {p.id for p in selector.get_pending_image_products(exclude_in_flight=True)} == {abandoned, legacy, idle}
 
 
 def test_product_ids_and_exclude_ids(
@@ -265,3 +276,5 @@ def test_bad_arguments_are_refused(session_factory: sessionmaker[Session], clock
         MercadoLibreFilter(session_factory, RULES, freshness_hours=-1)
     with pytest.raises(ValueError, match="cooldown_hours"):
         ImageCandidateSelector(product_filter, cooldown_hours=-1)
+    with pytest.raises(ValueError, match="claim_lease_seconds"):
+        ImageCandidateSelector(product_filter, claim_lease_seconds=0)

@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterRunStatus
 
 from ml_images.catalog.models import Base, ListingStatus
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
-from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under, running_web, web_environment
+from ml_images_tests.cli.fetch_support import fetch, instance_at
+from ml_images_tests.pipeline.network_faults import closed_port, resetting_server
+from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def web() -> Iterator[ImageWeb]:
-    with running_web() as server:
-        yield server
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return Path(os.environ["ML_IMAGES_HOME"])
-
-
-@pytest.fixture
-def catalog(home: Path) -> Iterator[Catalog]:
-    db = Catalog(f"sqlite:///{home / 'catalog.db'}")  # the embedded default location
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-def fetch(web: ImageWeb, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **web_environment(web), "ML_IMAGES_STEP_MAX_RETRIES": "0", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ml_images.cli", "fetch", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-
-def instance_at(dagster_home: Path) -> DagsterInstance:
-    return DagsterInstance.from_config(str(dagster_home))
 
 
 def _dump(catalog: Catalog) -> dict[str, list[tuple[Any, ...]]]:
@@ -164,3 +126,25 @@ def test_a_configuration_error_stops_before_any_run(home: Path, catalog: Catalog
     assert web.search_calls == 0
     with instance_at(home / "dagster_home") as instance:
         assert instance.get_runs() == []
+
+
+def test_an_outage_leaves_every_product_pending_and_fails_the_run(home: Path, catalog: Catalog, web: ImageWeb):
+    ids = [catalog.add_product(f"ZX74{i:02d}") for i in range(2)]
+    with resetting_server() as reset_port:
+        for i in range(2):
+            web.add_urls(
+                f"ZX74{i:02d}", [f"http://127.0.0.1:{closed_port()}/a.jpg", f"http://127.0.0.1:{reset_port}/b"]
+            )
+
+        result = fetch(web)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "candidates_unreachable" in result.stdout
+    assert "left pending (candidates unreachable): 2" in result.stdout
+    assert "no images (listing ERROR): 0" in result.stdout
+    for pid in ids:
+        assert catalog.listing(pid) is None
+        assert [(a.outcome, a.reason_code) for a in catalog.attempts(pid)] == [("failed", "candidates_unreachable")]
+    with instance_at(home / "dagster_home") as instance:
+        [run] = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
+        assert run.status == DagsterRunStatus.FAILURE

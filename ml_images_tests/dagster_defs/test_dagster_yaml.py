@@ -29,6 +29,17 @@ def test_the_config_reads_credentials_from_the_environment_only():
     assert config["telemetry"] == {"enabled": False}
 
 
+def test_run_monitoring_watches_daemon_launched_runs():
+    config = load_yaml_from_path(str(REPO / "dagster.yaml"))
+    assert isinstance(config, dict)
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["start_timeout_seconds"] > 0
+    assert monitoring["max_runtime_seconds"] > 0
+    assert monitoring["max_resume_run_attempts"] == 0  # the default run launcher cannot resume a run
+    assert monitoring["free_slots_after_run_end_seconds"] > 0
+
+
 @pytest.mark.postgres
 def test_an_instance_from_dagster_yaml_runs_the_jobs_on_postgres(
     postgres_url: str, sqlite_catalog: Catalog, web: ImageWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -48,6 +59,8 @@ def test_an_instance_from_dagster_yaml_runs_the_jobs_on_postgres(
 
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert instance.run_monitoring_enabled  # the config is valid for this launcher (no resume attempts)
+        assert instance.run_monitoring_max_runtime_seconds == 21600
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
 
         run_selection(instance, res)

@@ -21,8 +21,10 @@ from ml_images.dagster_defs.config import SensorSettings
 from ml_images.dagster_defs.jobs import PRODUCT_IMAGES_JOB
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, run_partition_keys
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
+from ml_images.dagster_defs.run_holders import holder_tags
 from ml_images.dagster_defs.sensors import build_new_eligible_products_sensor, new_eligible_products_sensor
 from ml_images_tests.dagster_defs.helpers import partition_metadata, resources, run_images
+from ml_images_tests.holders import exited_process
 from ml_images_tests.pipeline.support import Catalog, ImageWeb
 
 
@@ -134,6 +136,27 @@ def test_no_new_runs_while_enough_image_runs_are_active(sqlite_catalog: Catalog,
 
     assert _runs(result) == []
     assert "2 image runs queued or running" in str(result.skip_reason)
+
+
+def test_a_run_whose_fetch_process_died_is_failed_and_not_counted(sqlite_catalog: Catalog, instance: DagsterInstance):
+    sqlite_catalog.add_product("ZX6310")
+    # `ml-images fetch` tags its in-process runs with its process; this one was killed (SIGKILL): still STARTED.
+    killed = create_run_for_test(
+        instance, job_name=PRODUCT_IMAGES_JOB, status=DagsterRunStatus.STARTED, tags=holder_tags(exited_process())
+    )
+    alive = create_run_for_test(
+        instance, job_name=PRODUCT_IMAGES_JOB, status=DagsterRunStatus.STARTED, tags=holder_tags()
+    )
+    launched = create_run_for_test(instance, job_name=PRODUCT_IMAGES_JOB, status=DagsterRunStatus.STARTED)
+    sensor = build_new_eligible_products_sensor(SensorSettings(max_active_runs=3))
+
+    result = _tick(sensor, instance, sqlite_catalog)
+
+    assert len(_runs(result)) == 1  # the dead run no longer holds one of the three slots
+    statuses = {run.run_id: run.status for run in instance.get_runs()}
+    assert statuses[killed.run_id] == DagsterRunStatus.FAILURE
+    assert statuses[alive.run_id] == DagsterRunStatus.STARTED  # this process is alive
+    assert statuses[launched.run_id] == DagsterRunStatus.STARTED  # no process tags: run monitoring's business
 
 
 def test_budget_per_tick_and_free_run_slots(sqlite_catalog: Catalog, instance: DagsterInstance):

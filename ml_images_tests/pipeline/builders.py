@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ml_images.catalog.recorder import ImageRecorder
+from ml_images.catalog.recorder import Claim, ImageRecord, ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
+from ml_images.errors import CatalogUnavailableError
 from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
+from ml_images.refusals import Refusal
 from ml_images.search.cache import SearchCache
 from ml_images.search.factory import build_search_service
 from ml_images.search.query import QueryConstructor
@@ -49,6 +53,9 @@ def make_pipeline(
     max_images: int = 5,
     search_cache: bool = True,
     processor: ImageProcessorService | None = None,
+    downloader: SafeDownloader | None = None,
+    unreachable_attempts: int = 3,
+    heartbeat_seconds: float = 15.0,
 ) -> ProductImagePipeline:
     sf = catalog.session_factory
     selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
@@ -62,12 +69,44 @@ def make_pipeline(
         recorder=recorder or ImageRecorder(sf),
         queries=QueryConstructor(),
         search=search_service(catalog, web, cache=search_cache),
-        downloader=SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
+        downloader=downloader or SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
         processor=processor or ImageProcessorService(remover),
         store=store,
         max_images=max_images,
         concurrency=concurrency,
+        unreachable_attempts=unreachable_attempts,
+        heartbeat_seconds=heartbeat_seconds,
     )
+
+
+class CommitFails(ImageRecorder):
+    """The database goes away between the uploads and the commit (the first ``failures`` times)."""
+
+    def __init__(self, *args: Any, failures: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def commit_images(
+        self,
+        claim: Claim,
+        records: Sequence[ImageRecord],
+        *,
+        search_calls: int,
+        candidates_found: int,
+        refusals: Sequence[Refusal],
+        refusal_counts: Mapping[str, int] | None = None,
+    ) -> list[str]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise CatalogUnavailableError("the catalog database cannot be reached: connection reset (test)")
+        return super().commit_images(
+            claim,
+            records,
+            search_calls=search_calls,
+            candidates_found=candidates_found,
+            refusals=refusals,
+            refusal_counts=refusal_counts,
+        )
 
 
 def pending_ids(catalog: Catalog) -> list[int]:

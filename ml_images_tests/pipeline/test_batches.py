@@ -46,7 +46,7 @@ def test_a_batch_reports_every_product_in_order(sqlite_catalog: Catalog, web: Im
     ]
     assert batch.reports[3].reason_code == "not_found"
     assert sorted(done) == sorted([found, nothing, also_found, 999_999])
-    assert batch.counts() == {"stored": 2, "no_images": 1, "skipped": 1, "failed": 0}
+    assert batch.counts() == {"stored": 2, "no_images": 1, "skipped": 1, "deferred": 0, "failed": 0}
     assert batch.images_stored == 3
     assert batch.abort_error is None
     assert "2 stored (3 images)" in batch.summary()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from ml_images.catalog.models import AttemptOutcome, ListingStatus
-from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX, Claim, ImageRecord, ImageRecorder
+from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX, ImageRecorder
 from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
 from ml_images.pipeline.reports import ProductReport, ProductStatus
-from ml_images.refusals import Refusal
-from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
+from ml_images_tests.pipeline.builders import CommitFails, make_pipeline, pending_ids
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
 
 
@@ -162,30 +159,6 @@ def test_a_claimed_product_is_not_written_by_a_second_run(catalog: Catalog, web:
     assert web.search_calls == 0
 
 
-class _CommitFails(ImageRecorder):
-    """The database goes away between the uploads and the commit (the first ``failures`` times)."""
-
-    def __init__(self, *args: Any, failures: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.failures = failures
-
-    def commit_images(
-        self,
-        claim: Claim,
-        records: Sequence[ImageRecord],
-        *,
-        search_calls: int,
-        candidates_found: int,
-        refusals: Sequence[Refusal],
-    ) -> list[str]:
-        if self.failures > 0:
-            self.failures -= 1
-            raise CatalogUnavailableError("the catalog database cannot be reached: connection reset (test)")
-        return super().commit_images(
-            claim, records, search_calls=search_calls, candidates_found=candidates_found, refusals=refusals
-        )
-
-
 def test_reprocessing_replaces_the_set_and_survives_a_failure_before_commit(
     catalog: Catalog, web: ImageWeb, remover, image_root
 ):
@@ -199,7 +172,7 @@ def test_reprocessing_replaces_the_set_and_survives_a_failure_before_commit(
 
     # New photos for the product; the run dies between the uploads and the commit.
     web.add("ZX1008", 3, seed=900)
-    failing = _CommitFails(catalog.session_factory, failures=1)
+    failing = CommitFails(catalog.session_factory, failures=1)
     pipeline = make_pipeline(catalog, web, remover, root=image_root, recorder=failing, search_cache=False)
     with pytest.raises(CatalogUnavailableError):
         pipeline.process_product(pid, "run-2", force=True)
@@ -226,7 +199,7 @@ def test_reprocessing_with_identical_images_keeps_the_shared_objects(
     make_pipeline(catalog, web, remover, root=image_root).process_product(pid, "run-1")
     before = files_under(image_root)
 
-    failing = _CommitFails(catalog.session_factory, failures=1)
+    failing = CommitFails(catalog.session_factory, failures=1)
     pipeline = make_pipeline(catalog, web, remover, root=image_root, recorder=failing)
     with pytest.raises(CatalogUnavailableError):
         pipeline.process_product(pid, "run-2", force=True)

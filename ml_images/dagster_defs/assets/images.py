@@ -19,6 +19,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
+    DagsterExecutionInterruptedError,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -39,7 +40,7 @@ from ml_images.dagster_defs.resources import (
 )
 from ml_images.dagster_defs.services import build_pipeline
 from ml_images.errors import ConfigurationError, SearchQuotaError
-from ml_images.pipeline.product_pipeline import failure_reason_code
+from ml_images.pipeline.product_pipeline import INTERRUPTED, failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
 
 
@@ -131,9 +132,20 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if context.retry_number:
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
         pipeline = build_pipeline(catalog, image_search, image_store, background_remover, search_cache=not config.force)
-        batch = pipeline.process_batch(
-            ids, context.run.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
-        )
+        try:
+            batch = pipeline.process_batch(
+                ids, context.run.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
+            )
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError) as exc:
+            # Dagster retries an interrupted step under a RetryPolicy; a request to stop (SIGINT/SIGTERM) must stop.
+            raise Failure(
+                description=(
+                    f"{INTERRUPTED}: the run was told to stop; the products in flight released their claims "
+                    "(recorded as interrupted), the others stay pending"
+                ),
+                metadata={"stopped_by": INTERRUPTED},
+                allow_retries=False,
+            ) from exc
         context.log.info(batch.summary())
 
         if batch.abort_error is not None:
