@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
 
 SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
@@ -71,10 +72,19 @@ def default_database_url(home: Path) -> str:
     return f"sqlite:///{home / 'catalog.db'}"
 
 
-def parse_host_list(raw: str | None) -> frozenset[str]:
+def parse_host_list(raw: str | None, name: str = "ML_IMAGES_ALLOWED_PRIVATE_HOSTS") -> frozenset[str]:
+    """Comma-separated ``host`` or ``host:port`` entries (``[v6]:port`` for IPv6), in canonical form."""
     if not raw:
         return frozenset()
-    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+    entries = set()
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            entries.add(format_allowed_host(*parse_allowed_host(item)))
+        except ValueError as exc:
+            raise ConfigurationError(f"{name}: {exc}") from None
+    return frozenset(entries)
 
 
 @dataclass(frozen=True)
