@@ -8,10 +8,15 @@ fall back to these defaults when a variable is unset, so the CLI and the UI beha
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
 
@@ -72,6 +77,41 @@ def default_database_url(home: Path) -> str:
     return f"sqlite:///{home / 'catalog.db'}"
 
 
+def check_database_url(url: str, name: str = "ML_IMAGES_DATABASE_URL") -> str:
+    """``url`` when SQLAlchemy can parse it and knows its backend; else a ``ConfigurationError`` that never
+    repeats the value (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(
+            f"{name} is not a SQLAlchemy URL like postgresql+psycopg2://user:password@host:5432/database or "
+            "sqlite:////path/catalog.db (the value is not shown: it may hold a password)"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"{name} names a database backend SQLAlchemy does not know: {parsed.drivername!r} "
+            "(use postgresql+psycopg2:// or sqlite:///)"
+        ) from None
+    return url
+
+
+def ensure_writable_folder(path: Path, name: str) -> Path:
+    """Creates ``path`` if needed and proves it writable; a ``ConfigurationError`` naming the variable otherwise."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{name}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{name}: the folder {path} cannot be created or written ({exc.strerror or type(exc).__name__})"
+        ) from None
+    return path
+
+
 def parse_host_list(raw: str | None, name: str = "ML_IMAGES_ALLOWED_PRIVATE_HOSTS") -> frozenset[str]:
     """Comma-separated ``host`` or ``host:port`` entries (``[v6]:port`` for IPv6), in canonical form."""
     if not raw:
@@ -124,9 +164,12 @@ class Settings:
         s3_acl = _get(env, "ML_IMAGES_S3_ACL")
         if s3_acl is not None and s3_acl not in S3_CANNED_ACLS:
             raise ConfigurationError(f"ML_IMAGES_S3_ACL must be one of {', '.join(S3_CANNED_ACLS)}, got {s3_acl!r}")
+        database_url = _get(env, "ML_IMAGES_DATABASE_URL")
+        rules = _get(env, RULES_ENV_VAR)
+        parse_publication_rules(rules)  # a malformed value stops every command at once, naming the variable
         return cls(
             home=home,
-            database_url=_get(env, "ML_IMAGES_DATABASE_URL") or default_database_url(home),
+            database_url=check_database_url(database_url) if database_url else default_database_url(home),
             search_provider=provider,
             search_endpoint=_get(env, "ML_IMAGES_SEARCH_ENDPOINT"),
             brave_api_key=_get(env, "BRAVE_SEARCH_API_KEY"),
@@ -142,7 +185,7 @@ class Settings:
             s3_acl=s3_acl,
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
-            publication_rules_json=_get(env, "MERCADOLIBRE_PUBLICATION_RULES"),
+            publication_rules_json=rules,
             freshness_hours=env_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),
             no_images_cooldown_hours=env_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
             search_cache_ttl_hours=env_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),

@@ -1,10 +1,11 @@
 """Which network addresses an untrusted image URL may reach (SSRF defence).
 
 The rule: every address a host resolves to must be globally routable, or the host must be listed in
-``ML_IMAGES_ALLOWED_PRIVATE_HOSTS``: a ``host:port`` entry exempts that port only, a bare ``host`` every port. ``ipaddress.is_global`` alone is not enough on the Python this project
-runs on (3.11.7 predates the CVE-2024-4032 fixes): it reports ``64:ff9b::a9fe:a9fe`` and ``2002:a9fe:a9fe::1``
-(both embed 169.254.169.254), multicast and ``::a.b.c.d`` as global. So IPv6 forms that embed an IPv4 address
-are unwrapped and judged as that IPv4 address, and both families are checked against explicit lists.
+``ML_IMAGES_ALLOWED_PRIVATE_HOSTS`` (a ``host:port`` entry exempts that port only, a bare ``host`` every port).
+``ipaddress.is_global`` alone is not enough on the Python this project runs on (3.11.7 predates the
+CVE-2024-4032 fixes): it reports ``64:ff9b::a9fe:a9fe`` and ``2002:a9fe:a9fe::1`` (both embed 169.254.169.254),
+multicast and ``::a.b.c.d`` as global. So IPv6 forms that embed an IPv4 address are unwrapped and judged as that
+IPv4 address, and both families are checked against explicit lists.
 """
 
 from __future__ import annotations
