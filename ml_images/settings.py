@@ -144,6 +144,8 @@ class Settings:
     aws_endpoint_url: str | None = None
     public_base_url: str | None = None
     s3_acl: str | None = None
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 10.0
     rembg_model: str = "u2netp"
     allowed_private_hosts: frozenset[str] = frozenset()
     publication_rules_json: str | None = None
@@ -183,6 +185,8 @@ class Settings:
             aws_endpoint_url=_get(env, "AWS_ENDPOINT_URL"),
             public_base_url=_get(env, "ML_IMAGES_PUBLIC_BASE_URL"),
             s3_acl=s3_acl,
+            s3_connect_timeout=env_number(env, "ML_IMAGES_S3_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            s3_read_timeout=env_number(env, "ML_IMAGES_S3_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
             publication_rules_json=rules,
