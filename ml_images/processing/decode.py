@@ -54,12 +54,13 @@ DEFAULT_MAX_PIXELS = 40_000_000
 #: Peak memory a decode may need, estimated from the header (``estimated_decode_bytes``). Measured in the run
 #: process of ``ml-images fetch`` (``benchmarks/decode_memory.py``), with the rembg session and a batch in flight:
 #: this keeps it under 1 GB when every candidate sits at its format's cap.
-DECODE_BUDGET_BYTES = 128 * 2**20
+DECODE_BUDGET_BYTES = 112 * 2**20
 #: Decodes estimated above this take the process-wide slot: one at a time, whatever the number of CPU threads.
 LARGE_DECODE_BYTES = 32 * 2**20
 #: Bytes per source pixel at the peak of a full-size decode, beyond the image's own storage (measured, see above).
 _DECODER_BYTES_PER_PIXEL = {"WEBP": 12, "AVIF": 8}
 _STRIP_PIXELS = 2_000_000  # pixels per strip when a large picture is converted and reduced strip by strip
+_STRIP_BYTES_PER_PIXEL = 9
 _LARGE_DECODES = threading.BoundedSemaphore(1)
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -90,19 +91,26 @@ def _image_bytes_per_pixel(mode: str) -> int:
 
 
 def estimated_decode_bytes(fmt: str, mode: str, size: tuple[int, int]) -> int:
-    """Peak memory of decoding a picture of ``size`` (after ``draft()`` for a JPEG), from its header."""
+    """Peak memory of decoding a picture of ``size`` (after ``draft()`` for a JPEG), from its header: the picture,
+    what its decoder holds besides, and the strip being converted (up to 9 bytes per strip pixel: the cut, its
+    alpha and the white canvas it is flattened on)."""
     pixels = size[0] * size[1]
-    return pixels * (_image_bytes_per_pixel(mode) + _DECODER_BYTES_PER_PIXEL.get(fmt.upper(), 0))
+    per_pixel = _image_bytes_per_pixel(mode) + _DECODER_BYTES_PER_PIXEL.get(fmt.upper(), 0)
+    return pixels * per_pixel + min(pixels, _STRIP_PIXELS) * _STRIP_BYTES_PER_PIXEL
 
 
-def pixel_cap(fmt: str, mode: str = "RGBA", *, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
-    """The largest picture of ``fmt`` (in ``mode``) decoded at full size within ``DECODE_BUDGET_BYTES``.
+def pixel_cap(fmt: str, mode: str = "RGBA", *, max_pixels: int = DEFAULT_MAX_PIXELS, budget: int | None = None) -> int:
+    """The largest picture of ``fmt`` (in ``mode``) whose decode fits ``budget`` (``DECODE_BUDGET_BYTES``).
 
     A JPEG is drafted to what the canvas needs, so only ``max_pixels`` bounds it."""
     if fmt.upper() == "JPEG":
         return max_pixels
+    total = DECODE_BUDGET_BYTES if budget is None else budget
     per_pixel = _image_bytes_per_pixel(mode) + _DECODER_BYTES_PER_PIXEL.get(fmt.upper(), 0)
-    return min(max_pixels, DECODE_BUDGET_BYTES // per_pixel)
+    cap = (total - _STRIP_PIXELS * _STRIP_BYTES_PER_PIXEL) // per_pixel  # the inverse of estimated_decode_bytes
+    if cap < _STRIP_PIXELS:  # a picture smaller than one strip is its own strip
+        cap = total // (per_pixel + _STRIP_BYTES_PER_PIXEL)
+    return max(0, min(max_pixels, cap))
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
@@ -342,7 +350,7 @@ def decode_image(
             im.draft(im.mode, _draft_size(width, height, fit_box))
         cost = estimated_decode_bytes(fmt, im.mode, im.size)
         if cost > decode_budget:
-            cap = pixel_cap(fmt, im.mode, max_pixels=max_pixels)
+            cap = pixel_cap(fmt, im.mode, max_pixels=max_pixels, budget=decode_budget)
             raise ImageRefused(
                 "too_many_pixels",
                 f"{fmt} {width}×{height} ({width * height / 1e6:.1f} MP) would need about {cost / 2**20:.0f} MiB to "

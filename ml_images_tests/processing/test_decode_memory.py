@@ -4,6 +4,7 @@ and large pictures converted and reduced strip by strip. The peak-RSS figure its
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -64,12 +65,15 @@ def test_caps_follow_what_each_format_costs_to_decode() -> None:
     # Only JPEG is decoded at a reduced scale (draft): it keeps the general cap.
     assert pixel_cap("JPEG") == 40_000_000
     # Full-size decodes: the image itself (1, 2 or 4 bytes per pixel by mode) plus what the decoder holds.
-    assert pixel_cap("PNG", "RGBA") == pixel_cap("PNG", "RGB") == DECODE_BUDGET_BYTES // 4
+    assert estimated_decode_bytes("WEBP", "RGB", (6000, 6000)) >= 6000 * 6000 * 16
+    assert estimated_decode_bytes("AVIF", "RGBA", (6000, 6000)) >= 6000 * 6000 * 12
+    assert estimated_decode_bytes("PNG", "RGBA", (6000, 6000)) >= 6000 * 6000 * 4
     assert pixel_cap("PNG", "L") == pixel_cap("GIF", "P") == 40_000_000
-    assert pixel_cap("WEBP", "RGB") == DECODE_BUDGET_BYTES // 16
-    assert pixel_cap("AVIF", "RGBA") == DECODE_BUDGET_BYTES // 12
-    assert pixel_cap("WEBP") < pixel_cap("AVIF") < pixel_cap("PNG") < pixel_cap("JPEG")
-    assert estimated_decode_bytes("WEBP", "RGB", (6000, 6000)) == 6000 * 6000 * 16
+    assert pixel_cap("WEBP") < pixel_cap("AVIF") < pixel_cap("PNG", "RGBA") == pixel_cap("PNG", "RGB") < 40_000_000
+    for fmt, mode in (("WEBP", "RGB"), ("AVIF", "RGBA"), ("PNG", "RGBA")):
+        side = math.isqrt(pixel_cap(fmt, mode))
+        assert estimated_decode_bytes(fmt, mode, (side, side)) <= DECODE_BUDGET_BYTES
+        assert estimated_decode_bytes(fmt, mode, (side + 1, side + 1)) > DECODE_BUDGET_BYTES
     # A 6000×6000 JPEG is drafted to 1500×1500 for a 1080 box before its cost is counted.
     assert estimated_decode_bytes("JPEG", "RGB", (1500, 1500)) < LARGE_DECODE_BYTES
 
@@ -79,9 +83,8 @@ def test_caps_follow_what_each_format_costs_to_decode() -> None:
 )
 def test_just_under_the_cap_decodes_and_just_over_is_refused(fmt: str, mode: str, params: dict[str, Any]) -> None:
     # A smaller budget, so the sizes stay small enough for a unit test; the rule is the same.
-    budget = 24 * 2**20
-    cap = pixel_cap(fmt, mode) * budget // DECODE_BUDGET_BYTES
-    side = int(cap**0.5)
+    budget = 40 * 2**20
+    side = math.isqrt(pixel_cap(fmt, mode, budget=budget))
     under = encode(_drawing((side, side), mode), fmt, **params)
     over = encode(_drawing((side + 2, side + 2), mode), fmt, **params)
 
