@@ -188,7 +188,6 @@ def test_seeded_products_are_all_pending_and_counted(tmp_path: Path) -> None:
 
 def test_decode_memory_report_states_the_goal_and_what_was_refused(tmp_path: Path) -> None:
     from benchmarks.decode_memory import DecodeMemoryResult, LargeCandidate, _side_under
-
     from ml_images.processing.decode import pixel_cap
 
     side = _side_under(pixel_cap("WEBP", "RGB"))
