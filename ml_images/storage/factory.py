@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ml_images.errors import ConfigurationError
 from ml_images.settings import Settings
 from ml_images.storage.base import ImageStore
 from ml_images.storage.local import LocalImageStore
@@ -47,6 +48,7 @@ def build_s3_client(settings: Settings, resource: S3Resource | None = None) -> A
     names them, else from boto3's usual chain. ``settings`` wins for the region and endpoint (it already carries
     the resource's values when the Dagster resource resolved them)."""
     import boto3
+    from botocore.exceptions import BotoCoreError
 
     if resource is None:
         from dagster_aws.s3 import S3Resource
@@ -54,18 +56,28 @@ def build_s3_client(settings: Settings, resource: S3Resource | None = None) -> A
         resource = S3Resource(
             region_name=settings.s3_region, endpoint_url=settings.aws_endpoint_url, max_attempts=S3_MAX_ATTEMPTS
         )
-    session = boto3.session.Session(profile_name=resource.profile_name)
-    return session.client(
-        "s3",
-        region_name=settings.s3_region or resource.region_name,
-        endpoint_url=settings.aws_endpoint_url or resource.endpoint_url,
-        use_ssl=resource.use_ssl,
-        verify=resource.verify,
-        aws_access_key_id=resource.aws_access_key_id,
-        aws_secret_access_key=resource.aws_secret_access_key,
-        aws_session_token=resource.aws_session_token,
-        config=s3_client_config(settings, max_attempts=resource.max_attempts, unsigned=resource.use_unsigned_session),
-    )
+    try:
+        session = boto3.session.Session(profile_name=resource.profile_name)
+        return session.client(
+            "s3",
+            region_name=settings.s3_region or resource.region_name,
+            endpoint_url=settings.aws_endpoint_url or resource.endpoint_url,
+            use_ssl=resource.use_ssl,
+            verify=resource.verify,
+            aws_access_key_id=resource.aws_access_key_id,
+            aws_secret_access_key=resource.aws_secret_access_key,
+            aws_session_token=resource.aws_session_token,
+            config=s3_client_config(
+                settings, max_attempts=resource.max_attempts, unsigned=resource.use_unsigned_session
+            ),
+        )
+    except BotoCoreError as exc:  # a malformed region, an unknown profile: botocore's message names the value
+        raise ConfigurationError(f"the S3 client cannot be built: {type(exc).__name__}: {exc}"[:400]) from None
+    except ValueError:  # botocore's "Invalid endpoint: <url>" would repeat a URL that may hold credentials
+        raise ConfigurationError(
+            "the S3 client cannot be built: AWS_ENDPOINT_URL is not a valid URL (the value is not shown: it may "
+            "hold credentials)"
+        ) from None
 
 
 def build_image_store(settings: Settings, *, s3_client: Any = None) -> ImageStore:

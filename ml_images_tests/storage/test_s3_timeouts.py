@@ -9,7 +9,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from ml_images.dagster_defs.resources import ImageStoreResource, default_resources, image_store_s3_resource
-from ml_images.errors import StorageUnavailableError
+from ml_images.errors import ConfigurationError, StorageUnavailableError
 from ml_images.settings import Settings
 from ml_images.storage.factory import S3_MAX_ATTEMPTS, build_image_store, build_s3_client
 from ml_images_tests.storage.blackhole import silent_server, unaccepting_server
@@ -81,3 +81,18 @@ def test_an_endpoint_that_never_accepts_fails_on_the_connect_timeout() -> None:
             store.exists(KEY)
         elapsed = time.monotonic() - started
     assert elapsed < 10, elapsed
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"AWS_ENDPOINT_URL": "not a url user:s3cret@host"}, "AWS_ENDPOINT_URL is not a valid URL"),
+        ({"AWS_S3_REGION_NAME": "not a region!"}, "InvalidRegionError"),
+    ],
+)
+def test_an_s3_configuration_that_cannot_build_a_client_is_a_configuration_error(
+    env: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as info:
+        build_image_store(Settings.from_env({"AWS_STORAGE_BUCKET_NAME": "bucket", **env}))
+    assert "s3cret" not in str(info.value)
