@@ -78,7 +78,11 @@ def test_bad_publication_rules_fail_the_step_without_retry(
 
     assert not result.success
     assert _retries(result.all_events) == 0
-    assert "MERCADOLIBRE_PUBLICATION_RULES" in _failure_description(result.all_events)
+    # Settings check the rules when a resource starts (Dagster never retries a resource start-up failure).
+    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events]
+    assert any(error is not None and "MERCADOLIBRE_PUBLICATION_RULES" in error.to_string() for error in errors)
+    assert web.search_calls == 0
+    assert sqlite_catalog.attempt_count() == 0
 
 
 @pytest.mark.slow
