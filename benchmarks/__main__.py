@@ -4,7 +4,9 @@ appending it (dated, with the machine) to ``benchmarks/RESULTS.md``.
 1. end to end (real Dagster path vs the compute floor and the sequential original flow);
 2. orchestration overhead (from the Dagster event log of the same end-to-end runs);
 3. selection at scale (1,000,000 products in PostgreSQL: pending query, EXPLAIN, one sensor tick);
-4. memory (peak RSS of the run process of the same end-to-end runs).
+4. memory (peak RSS of the run process of the same end-to-end runs);
+5. memory near the pixel cap (issue 10: peak RSS of the run process when every candidate is a lossless WebP,
+   an RGBA PNG or a JPEG just under its format's decode cap; ``decode_memory.py``).
 
 Quick check: ``python -m benchmarks --products 20 --repeats 1 --selection-products 20000 --no-append``.
 """
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_until_idle
 
-BENCHMARKS = ("end_to_end", "overhead", "selection", "memory")
+BENCHMARKS = ("end_to_end", "overhead", "selection", "memory", "decode_memory")
 
 
 def format_table(rows: Sequence[dict[str, str]]) -> str:
@@ -72,6 +74,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sensor-ticks", type=int, default=4, help="sensor ticks timed (first is cold)")
     parser.add_argument(
+        "--decode-products", type=int, default=12, help="products of the memory-near-the-pixel-cap benchmark (12)"
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -87,7 +92,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args(argv)
-    if min(args.products, args.candidates, args.repeats, args.batch_size, args.sequential_products) < 1:
+    if (
+        min(
+            args.products,
+            args.candidates,
+            args.repeats,
+            args.batch_size,
+            args.sequential_products,
+            args.decode_products,
+        )
+        < 1
+    ):
         parser.error("sizes and repeats must be >= 1")
     return args
 
@@ -169,6 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             append=append,
             notes=memory.notes(),
         )
+
+    if "decode_memory" in selected:
+        from benchmarks import decode_memory
+
+        print(f"\n[5] memory near the pixel cap: {args.decode_products} products of large candidates", flush=True)
+        large = decode_memory.run(
+            products=args.decode_products,
+            repeats=args.repeats,
+            batch_size=args.batch_size,
+            prefer_postgres=not args.sqlite,
+        )
+        emit(large.title(), large.rows(), append=append, notes=large.notes())
 
     print(f"\nbenchmarks finished in {time.perf_counter() - started:.0f} s", flush=True)
     return 0

@@ -8,10 +8,16 @@ fall back to these defaults when a variable is unset, so the CLI and the UI beha
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
+from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
 
 SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
@@ -71,10 +77,54 @@ def default_database_url(home: Path) -> str:
     return f"sqlite:///{home / 'catalog.db'}"
 
 
-def parse_host_list(raw: str | None) -> frozenset[str]:
+def check_database_url(url: str, name: str = "ML_IMAGES_DATABASE_URL") -> str:
+    """``url`` when SQLAlchemy can parse it and knows its backend; else a ``ConfigurationError`` that never
+    repeats the value (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(
+            f"{name} is not a SQLAlchemy URL like postgresql+psycopg2://user:password@host:5432/database or "
+            "sqlite:////path/catalog.db (the value is not shown: it may hold a password)"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"{name} names a database backend SQLAlchemy does not know: {parsed.drivername!r} "
+            "(use postgresql+psycopg2:// or sqlite:///)"
+        ) from None
+    return url
+
+
+def ensure_writable_folder(path: Path, name: str) -> Path:
+    """Creates ``path`` if needed and proves it writable; a ``ConfigurationError`` naming the variable otherwise."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{name}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{name}: the folder {path} cannot be created or written ({exc.strerror or type(exc).__name__})"
+        ) from None
+    return path
+
+
+def parse_host_list(raw: str | None, name: str = "ML_IMAGES_ALLOWED_PRIVATE_HOSTS") -> frozenset[str]:
+    """Comma-separated ``host`` or ``host:port`` entries (``[v6]:port`` for IPv6), in canonical form."""
     if not raw:
         return frozenset()
-    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+    entries = set()
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            entries.add(format_allowed_host(*parse_allowed_host(item)))
+        except ValueError as exc:
+            raise ConfigurationError(f"{name}: {exc}") from None
+    return frozenset(entries)
 
 
 @dataclass(frozen=True)
@@ -94,6 +144,8 @@ class Settings:
     aws_endpoint_url: str | None = None
     public_base_url: str | None = None
     s3_acl: str | None = None
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 10.0
     rembg_model: str = "u2netp"
     allowed_private_hosts: frozenset[str] = frozenset()
     publication_rules_json: str | None = None
@@ -124,9 +176,12 @@ class Settings:
                 f"ML_IMAGES_CLAIM_HEARTBEAT_SECONDS ({heartbeat:g}) must be at most half of "
                 f"ML_IMAGES_CLAIM_LEASE_SECONDS ({lease:g}), or live claims would be taken over"
             )
+        database_url = _get(env, "ML_IMAGES_DATABASE_URL")
+        rules = _get(env, RULES_ENV_VAR)
+        parse_publication_rules(rules)  # a malformed value stops every command at once, naming the variable
         return cls(
             home=home,
-            database_url=_get(env, "ML_IMAGES_DATABASE_URL") or default_database_url(home),
+            database_url=check_database_url(database_url) if database_url else default_database_url(home),
             search_provider=provider,
             search_endpoint=_get(env, "ML_IMAGES_SEARCH_ENDPOINT"),
             brave_api_key=_get(env, "BRAVE_SEARCH_API_KEY"),
@@ -140,9 +195,11 @@ class Settings:
             aws_endpoint_url=_get(env, "AWS_ENDPOINT_URL"),
             public_base_url=_get(env, "ML_IMAGES_PUBLIC_BASE_URL"),
             s3_acl=s3_acl,
+            s3_connect_timeout=env_number(env, "ML_IMAGES_S3_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            s3_read_timeout=env_number(env, "ML_IMAGES_S3_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
-            publication_rules_json=_get(env, "MERCADOLIBRE_PUBLICATION_RULES"),
+            publication_rules_json=rules,
             freshness_hours=env_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),
             no_images_cooldown_hours=env_number(env, "ML_IMAGES_NO_IMAGES_COOLDOWN_HOURS", 24.0),
             search_cache_ttl_hours=env_number(env, "ML_IMAGES_SEARCH_CACHE_TTL_HOURS", 168.0),

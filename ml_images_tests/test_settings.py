@@ -61,6 +61,8 @@ def test_blank_values_count_as_unset(tmp_path: Path) -> None:
         ("MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", "-1", "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS"),
         ("ML_IMAGES_CANVAS_SIZE", "300", "ML_IMAGES_CANVAS_SIZE"),
         ("ML_IMAGES_S3_ACL", "public", "ML_IMAGES_S3_ACL"),
+        ("ML_IMAGES_ALLOWED_PRIVATE_HOSTS", "127.0.0.1:0", "ML_IMAGES_ALLOWED_PRIVATE_HOSTS"),
+        ("ML_IMAGES_ALLOWED_PRIVATE_HOSTS", "127.0.0.1, host:http", "ML_IMAGES_ALLOWED_PRIVATE_HOSTS"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, fragment: str) -> None:
@@ -80,3 +82,9 @@ def test_parse_host_list() -> None:
     assert parse_host_list(None) == frozenset()
     assert parse_host_list(" , ") == frozenset()
     assert parse_host_list("A.example,b.example ") == frozenset({"a.example", "b.example"})
+
+
+def test_parse_host_list_keeps_ports_in_canonical_form() -> None:
+    assert parse_host_list("127.0.0.1:8080, [::1]:9000, [0:0::1]:9000, LocalHost:80, ::1") == frozenset(
+        {"127.0.0.1:8080", "[::1]:9000", "localhost:80", "::1"}
+    )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
@@ -25,7 +27,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.rules import SQLITE_FUNCTION_NAME, normalize_category
-from ml_images.errors import CatalogUnavailableError, SchemaNotMigratedError
+from ml_images.errors import CatalogUnavailableError, ConfigurationError, SchemaNotMigratedError
+from ml_images.settings import check_database_url, ensure_writable_folder
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPGRADE_COMMAND = "ml-images db upgrade"
@@ -81,22 +84,32 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 
 def create_catalog_engine(url: str) -> sa.Engine:
-    """An engine for the catalog: SQLite (folder created, pragmas set) or PostgreSQL (pre-ping, connect timeout)."""
-    parsed = _resolve_postgres_driver(make_url(url))
+    """An engine for the catalog: SQLite (folder created, pragmas set) or PostgreSQL (pre-ping, connect timeout).
+
+    A URL SQLAlchemy cannot use, a missing driver or a SQLite folder that cannot be written is a
+    ``ConfigurationError`` (said once, clearly), not a driver traceback on the first query.
+    """
+    parsed = _resolve_postgres_driver(make_url(check_database_url(url, "the catalog database URL")))
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        path = _sqlite_database_path(parsed)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed)
-        event.listen(engine, "connect", _on_sqlite_connect)
-        return engine
-    if backend == "postgresql":
-        connect_args: dict[str, Any] = {}
-        if "connect_timeout" not in parsed.query:
-            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    try:
+        if backend == "sqlite":
+            path = _sqlite_database_path(parsed)
+            if path is not None:
+                # SQLite in WAL mode writes beside the file (-wal, -shm): the folder must be writable.
+                ensure_writable_folder(path.parent, "the folder of the SQLite catalog (ML_IMAGES_HOME)")
+            engine = sa.create_engine(parsed)
+            event.listen(engine, "connect", _on_sqlite_connect)
+            return engine
+        if backend == "postgresql":
+            connect_args: dict[str, Any] = {}
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+            return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"the catalog database {safe_url(parsed)} cannot be used: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
@@ -104,17 +117,34 @@ def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def mask_url_password(text: str, url: str | URL) -> str:
+    """``text`` with the URL's password masked wherever it appears *as a password*: inside the URL itself (as
+    SQLAlchemy renders it, or as written), after ``user:`` before ``@``, or as a libpq ``password=`` option.
+    The bare characters are left alone elsewhere: a password ``p`` must not turn "port" into "***ort"."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparsable: nothing can be told apart in it; the caller never shows the URL itself
+        return text
+    password = parsed.password
+    if not password:
+        return text
+    secret = str(password)
+    masked = parsed.render_as_string(hide_password=True)
+    for shown in {str(url), parsed.render_as_string(hide_password=False)}:
+        text = text.replace(shown, masked)
+    for form in {secret, quote(secret, safe="")}:
+        escaped = re.escape(form)
+        text = re.sub(rf"(?<=:){escaped}(?=@)", "***", text)
+        text = re.sub(rf"(\bpassword\s*=\s*)(['\"]?){escaped}\2(?=[\s'\",;]|$)", r"\1\2***\2", text)
+    return text
+
+
 def describe_db_error(exc: BaseException, url: str | URL | None = None) -> str:
     """One line about a database failure, without the statement, its parameters or any password."""
     orig = getattr(exc, "orig", None) or exc
     text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
     if url is not None:
-        try:
-            password = make_url(url).password
-        except Exception:
-            password = None
-        if password:
-            text = text.replace(str(password), "***")
+        text = mask_url_password(text, url)
     where = f" at {safe_url(url)}" if url is not None else ""
     return f"the catalog database{where} is unavailable: {text}"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ _NOT_GIVEN_WHEN_EMPTY = frozenset({*_BOOLEAN_COLUMNS, "last_updated"})
 _PRICE_MAX = Decimal("99999999.99")  # Numeric(10, 2)
 _CHUNK = 500
 _MAX_MESSAGE_ROWS = 50
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _string_lengths() -> dict[str, int | None]:
@@ -128,15 +131,27 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | 
             yield number, data, None
 
 
+def _undecodable(cell: str) -> str | None:
+    """The first byte that was not valid UTF-8 in ``cell`` (read with ``surrogateescape``), as ``0xNN``."""
+    match = _ESCAPED_BYTE.search(cell)
+    return f"0x{ord(match.group()) - 0xDC00:02x}" if match else None
+
+
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+    # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate in its own cell instead of an exception
+    # from the decoder, which reads ahead in 8 KB chunks (the error would name a wrong line and end the file).
+    # The CSV structure is unaffected: only bytes >= 0x80 can be undecodable, and none of them is a delimiter.
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise CatalogLoadError(path, [RowError(1, f"unreadable header ({exc})")]) from None
         if header is None:
             return
+        bad_byte = next((b for b in map(_undecodable, header) if b), None)
+        if bad_byte is not None:
+            raise CatalogLoadError(path, [RowError(1, f"the header is not valid UTF-8 (byte {bad_byte})")])
         names = [h.strip() for h in header]
         unknown = [n for n in names if n not in COLUMNS]
         duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -157,14 +172,16 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | No
                 cells = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError:
-                yield start, None, "not valid UTF-8 (the rest of the file was not read)"
-                return
             except csv.Error as exc:
                 yield start, None, f"malformed CSV ({exc}; the rest of the file was not read)"
                 return
             previous_end = reader.line_num
             if not any(cell.strip() for cell in cells):
+                continue
+            bad = next(((i, b) for i, b in enumerate(map(_undecodable, cells)) if b), None)
+            if bad is not None:
+                column = names[bad[0]] if bad[0] < len(names) else f"cell {bad[0] + 1}"
+                yield start, None, f"not valid UTF-8 (byte {bad[1]} in {column})"
                 continue
             if len(cells) != len(names):
                 yield start, None, f"expected {len(names)} cells, got {len(cells)}"
@@ -221,6 +238,7 @@ def _specs(value: Any) -> dict[str, Any]:
             raise _RowProblem(f"specs is not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):
         raise _RowProblem(f"specs must be a JSON object, got {type(value).__name__}")
+    _storable_json("specs", value)
     return dict(_jsonable(value))
 
 
@@ -234,6 +252,31 @@ def _timestamp(value: Any) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _storable_text(name: str, text: str) -> None:
+    """Text both databases can store: PostgreSQL refuses NUL in text and JSON, and a lone surrogate (from a JSON
+    ``\\ud800`` escape) cannot be encoded as UTF-8 by either driver. Refused here, the row is a rejected line
+    instead of a failed transaction."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return
+    char, position = found.group(), found.start()
+    if char == "\x00":
+        raise _RowProblem(f"{name} contains a NUL character (U+0000) at position {position}")
+    raise _RowProblem(f"{name} contains a lone surrogate (U+{ord(char):04X}) at position {position}")
+
+
+def _storable_json(name: str, value: Any) -> None:
+    if isinstance(value, str):
+        _storable_text(name, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_text(f"{name} (a key)", key)
+            _storable_json(f"{name}[{key!r}]", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _storable_json(f"{name}[{index}]", item)
+
+
 def _string(name: str, value: Any) -> str:
     if isinstance(value, bool) or (isinstance(value, Decimal) and value != value.to_integral_value()):
         raise _RowProblem(f"{name} must be text, got {value!r}")
@@ -241,6 +284,7 @@ def _string(name: str, value: Any) -> str:
         value = str(int(value))
     if not isinstance(value, str):
         raise _RowProblem(f"{name} must be text, got {type(value).__name__}")
+    _storable_text(name, value)
     length = _STRING_COLUMNS.get(name)
     if length is not None and len(value) > length:
         raise _RowProblem(f"{name} is longer than {length} characters ({len(value)})")

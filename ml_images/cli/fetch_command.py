@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml_images.settings import Settings
+from ml_images.settings import Settings, default_database_url, ensure_writable_folder
 
 DEFAULT_BATCH_SIZE = 25
 PREVIEW_LINES = 50
@@ -71,16 +71,22 @@ def register(subparsers: Any) -> None:
 
 
 def prepare_dagster_home(env: MutableMapping[str, str] | None = None, say: Callable[[str], None] | None = None) -> Path:
-    """Makes ``DAGSTER_HOME`` an existing absolute folder (default ``$ML_IMAGES_HOME/dagster_home``)."""
+    """Makes ``DAGSTER_HOME`` an existing absolute folder (default ``$ML_IMAGES_HOME/dagster_home``), and checks
+    that ``ML_IMAGES_HOME`` is a writable folder when anything lives there (the default catalog, the local image
+    store or the default ``DAGSTER_HOME``). Either problem is a ``ConfigurationError`` naming the variable, raised
+    before Dagster starts (a file or a read-only path would otherwise surface as a traceback mid-run)."""
     env = os.environ if env is None else env
+    settings = Settings.from_env(env)
     raw = (env.get("DAGSTER_HOME") or "").strip()
+    uses_home = not raw or settings.bucket is None or settings.database_url == default_database_url(settings.home)
+    if uses_home:
+        ensure_writable_folder(settings.home, "ML_IMAGES_HOME")
     if raw:
-        home = Path(raw).expanduser().resolve()
+        home = ensure_writable_folder(Path(raw).expanduser().resolve(), "DAGSTER_HOME")
     else:
-        home = Settings.from_env(env).home / "dagster_home"
+        home = ensure_writable_folder(settings.home / "dagster_home", "ML_IMAGES_HOME")
         if say is not None:
             say(f"DAGSTER_HOME is not set; using {home}")
-    home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not raw and not config.exists():
         # Without the file Dagster warns on every start; empty means the embedded default (SQLite here).

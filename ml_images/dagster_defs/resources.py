@@ -25,6 +25,7 @@ from ml_images.errors import ConfigurationError, SchemaNotMigratedError
 from ml_images.processing.background import BackgroundRemover, get_shared_remover
 from ml_images.settings import SEARCH_PROVIDERS, Settings, parse_host_list
 from ml_images.storage.base import ImageStore
+from ml_images.storage.factory import S3_MAX_ATTEMPTS, build_image_store, build_s3_client
 
 # One engine per database URL per process: the CLI runs many batches in one process and each run re-initialises
 # its resources; a new pool per run would leak connections.
@@ -120,12 +121,25 @@ class ImageSearchResource(ConfigurableResource):
         return replace(settings, **changes)
 
 
+def image_store_s3_resource(region_name: Any = None, endpoint_url: Any = None) -> S3Resource:
+    """dagster-aws's ``S3Resource`` as the image store uses it: ``S3_MAX_ATTEMPTS`` attempts per call."""
+    return S3Resource(region_name=region_name, endpoint_url=endpoint_url, max_attempts=S3_MAX_ATTEMPTS)
+
+
 class ImageStoreResource(ConfigurableResource):
-    """Where images go: S3 (through dagster-aws's ``S3Resource``) when a bucket is named, else a local folder."""
+    """Where images go: S3 when a bucket is named, else a local folder.
+
+    ``s3`` (dagster-aws's ``S3Resource``) holds the S3 configuration: region, endpoint, attempts, credentials. The
+    client is built by ``build_s3_client`` from those fields plus the connect and read timeouts
+    (``ML_IMAGES_S3_CONNECT_TIMEOUT_SECONDS``, ``ML_IMAGES_S3_READ_TIMEOUT_SECONDS``), which
+    ``S3Resource.get_client()`` cannot take.
+    """
 
     bucket: str | None = Field(default=None, description="AWS_STORAGE_BUCKET_NAME; unset = local folder store.")
     public_base_url: str | None = Field(default=None, description="ML_IMAGES_PUBLIC_BASE_URL")
-    s3: S3Resource = Field(default_factory=S3Resource, description="S3 client settings (region, endpoint).")
+    s3: S3Resource = Field(
+        default_factory=image_store_s3_resource, description="S3 client settings (region, endpoint, attempts)."
+    )
 
     def apply(self, settings: Settings) -> Settings:
         changes: dict[str, Any] = {}
@@ -140,11 +154,9 @@ class ImageStoreResource(ConfigurableResource):
         return replace(settings, **changes)
 
     def build_store(self, settings: Settings) -> ImageStore:
-        from ml_images.storage.factory import build_image_store
-
         resolved = self.apply(settings)
         if resolved.bucket:
-            return build_image_store(resolved, s3_client=self.s3.get_client())
+            return build_image_store(resolved, s3_client=build_s3_client(resolved, self.s3))
         return build_image_store(resolved)
 
 
@@ -181,10 +193,8 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "image_store": ImageStoreResource(
             bucket=env_var_if_set("AWS_STORAGE_BUCKET_NAME"),
             public_base_url=env_var_if_set("ML_IMAGES_PUBLIC_BASE_URL"),
-            s3=S3Resource(
-                region_name=env_var_if_set("AWS_S3_REGION_NAME"),
-                endpoint_url=env_var_if_set("AWS_ENDPOINT_URL"),
-                max_attempts=3,
+            s3=image_store_s3_resource(
+                region_name=env_var_if_set("AWS_S3_REGION_NAME"), endpoint_url=env_var_if_set("AWS_ENDPOINT_URL")
             ),
         ),
         "background_remover": BackgroundRemoverResource(model_name=env_var_if_set("ML_IMAGES_REMBG_MODEL")),

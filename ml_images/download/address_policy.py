@@ -1,17 +1,18 @@
 """Which network addresses an untrusted image URL may reach (SSRF defence).
 
 The rule: every address a host resolves to must be globally routable, or the host must be listed in
-``ML_IMAGES_ALLOWED_PRIVATE_HOSTS``. ``ipaddress.is_global`` alone is not enough on the Python this project
-runs on (3.11.7 predates the CVE-2024-4032 fixes): it reports ``64:ff9b::a9fe:a9fe`` and ``2002:a9fe:a9fe::1``
-(both embed 169.254.169.254), multicast and ``::a.b.c.d`` as global. So IPv6 forms that embed an IPv4 address
-are unwrapped and judged as that IPv4 address, and both families are checked against explicit lists.
+``ML_IMAGES_ALLOWED_PRIVATE_HOSTS`` (a ``host:port`` entry exempts that port only, a bare ``host`` every port).
+``ipaddress.is_global`` alone is not enough on the Python this project runs on (3.11.7 predates the
+CVE-2024-4032 fixes): it reports ``64:ff9b::a9fe:a9fe`` and ``2002:a9fe:a9fe::1`` (both embed 169.254.169.254),
+multicast and ``::a.b.c.d`` as global. So IPv6 forms that embed an IPv4 address are unwrapped and judged as that
+IPv4 address, and both families are checked against explicit lists.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 
 from ml_images.download.results import DownloadRefused
 
@@ -54,6 +55,7 @@ _BLOCKED_V6 = tuple(
 )
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _STANDARD_PORTS = frozenset({80, 443})
+_MAX_PORT = 65535
 
 
 def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -101,6 +103,50 @@ def normalize_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
 
+def parse_allowed_host(entry: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 address → (normalised host, port or None).
+
+    Raises ``ValueError`` with a message meant for a person (the settings turn it into a configuration error).
+    """
+    text = entry.strip()
+    if not text:
+        raise ValueError("empty entry")
+    port_text: str | None = None
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"{entry!r}: missing ']' after the IPv6 address")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{entry!r}: expected ':port' after ']'")
+            port_text = rest[1:]
+        if _literal_ip(host) is None or ":" not in host:
+            raise ValueError(f"{entry!r}: brackets are for IPv6 addresses")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":", 1)
+    else:  # no colon, or a bare IPv6 address (several colons, no brackets: no port can be told apart)
+        host = text
+        if ":" in host and _literal_ip(host) is None:
+            raise ValueError(f"{entry!r}: not an IPv6 address; write [address]:port for a port")
+    name = normalize_host(host)
+    if not name or any(c.isspace() or c in "/@?#[]" for c in name):
+        raise ValueError(f"{entry!r}: not a host name or address")
+    name = _literal_ip(name) or name  # the form URLs are compared in (0:0::1 → ::1)
+    if port_text is None:
+        return name, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= _MAX_PORT:
+        raise ValueError(f"{entry!r}: the port must be a number from 1 to {_MAX_PORT}")
+    return name, int(port_text)
+
+
+def format_allowed_host(host: str, port: int | None) -> str:
+    """The canonical text of an allow-list entry (the inverse of ``parse_allowed_host``)."""
+    if port is None:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     """All addresses the system resolver gives for ``host``, in its order, without duplicates."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -125,23 +171,31 @@ class AddressPolicy:
     """
 
     def __init__(self, allowed_private_hosts: Collection[str] = (), resolver: Resolver | None = None) -> None:
-        self.allowed_private_hosts = frozenset(normalize_host(h) for h in allowed_private_hosts if h.strip())
+        """``allowed_private_hosts``: entries as ``parse_allowed_host`` reads them (``ValueError`` on a bad one)."""
+        entries = _parse_entries(allowed_private_hosts)
+        self.allowed_private_hosts = frozenset(host for host, port in entries if port is None)
+        self.allowed_private_ports = frozenset((host, port) for host, port in entries if port is not None)
         self._resolve = resolver or system_resolver
 
-    def is_allowed_private(self, host: str) -> bool:
-        return normalize_host(host) in self.allowed_private_hosts
+    def is_allowed_private(self, host: str, port: int | None = None) -> bool:
+        """Whether ``host`` (on ``port``, when given) is exempt from the private-address and port checks."""
+        name = normalize_host(host)
+        return name in self.allowed_private_hosts or (port is not None and (name, port) in self.allowed_private_ports)
 
     def vet(self, host: str, port: int) -> list[str]:
         """The addresses to connect to for ``host:port``, or DownloadRefused.
 
         Reasons: ``dns_failure`` (no address), ``blocked_address`` (any address is not public: one bad answer
         taints the whole lookup, since an attacker controlling DNS could otherwise rotate a private address
-        in), ``blocked_port`` (not 80/443 on a host that is not allow-listed).
+        in), ``blocked_port`` (port 0, which is never a destination, on any host; not 80/443 on a host that
+        is not allow-listed for that port).
         """
         name = normalize_host(host)
         if not name:
             raise DownloadRefused("bad_url", "no host")
-        allowed = name in self.allowed_private_hosts
+        if not 1 <= port <= _MAX_PORT:
+            raise DownloadRefused("blocked_port", f"port {port} on {name} is not a destination")
+        allowed = self.is_allowed_private(name, port)
         literal = _literal_ip(name)
         if literal is not None:
             addresses = [literal]
@@ -159,7 +213,11 @@ class AddressPolicy:
             raise DownloadRefused("blocked_address", f"{name} resolves to non-public {', '.join(refused)}")
         # Image CDNs serve on 80/443. Other ports on public hosts are how services that trust their network
         # (Redis :6379, Elasticsearch :9200, admin consoles) get probed through an SSRF, so only allow-listed
-        # hosts (local demo and test servers) may use any port.
+        # hosts (local demo and test servers) may use other ports.
         if port not in _STANDARD_PORTS:
             raise DownloadRefused("blocked_port", f"port {port} on {name} (only 80 and 443 are allowed)")
         return addresses
+
+
+def _parse_entries(entries: Iterable[str]) -> list[tuple[str, int | None]]:
+    return [parse_allowed_host(entry) for entry in entries if entry.strip()]

@@ -201,7 +201,10 @@ def _parse_target(url: str) -> _Target:
             raise _refuse("bad_url", "invalid host name") from None
         ip = None
     default_port = 443 if scheme == "https" else 80
-    port = port or default_port
+    if port is None:
+        port = default_port
+    elif port == 0:  # never a destination; `port or default` would have fetched port 80 instead
+        raise _refuse("blocked_port", "port 0 is not a destination")
     netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
     if port != default_port:
         netloc = f"{netloc}:{port}"

@@ -5,22 +5,37 @@ Order matters for safety and speed (image-pipeline-notes.md §4, compute-limits.
 1. open with a restricted list of decoders — only the header is parsed;
 2. refuse on the header's size: above the pixel cap (a decompression bomb is never decoded) or too small;
 3. ``draft()`` a JPEG to the smallest DCT scale still at least as large as the output needs (2-3× faster);
-4. load (truncated/corrupt data raises here; ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False, its default),
-   take the first frame of an animation, apply the EXIF orientation;
-5. fix the mode (palette, 16-bit without clipping, CMYK...), convert an embedded ICC profile to sRGB, and flatten
-   any transparency onto white.
+4. refuse what would need more memory to decode than ``DECODE_BUDGET_BYTES`` (``too_many_pixels``), and take the
+   process-wide "large decode" slot when it needs more than ``LARGE_DECODE_BYTES``;
+5. load (truncated/corrupt data raises here; ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False, its default),
+   take the first frame of an animation;
+6. fix the mode (palette, 16-bit without clipping, CMYK...), convert an embedded ICC profile to sRGB, flatten any
+   transparency onto white — in horizontal strips reduced as they go when the picture is at least twice the size
+   the canvas needs, so no full-size copy is ever made — and apply the EXIF orientation to the result.
+
+Memory (issue 10: a 1.5 KB 6000×6000 lossless WebP decoded to a 594 MB peak). Only JPEG can be decoded at a
+reduced scale; every other format is decoded at full size, and what that costs per pixel was measured
+(``benchmarks/decode_memory.py``): Pillow's WebP decoder holds about 16 bytes per pixel at its peak (libwebp's two
+canvases, the frame it returns, and the image), AVIF about 12, PNG and GIF the image itself (1, 2 or 4 bytes per
+pixel by mode). ``estimated_decode_bytes`` turns that into a bound checked from the header, before anything is
+decoded; one large decode at a time keeps two CPU threads from stacking two such peaks.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import logging
 import struct
+import threading
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from ml_images.errors import ConfigurationError
 from ml_images.processing.results import ImageRefused
@@ -34,6 +49,102 @@ WHITE = (255, 255, 255)
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error)
 
 _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Peak memory a decode may need, estimated from the header (``estimated_decode_bytes``). Measured in the run
+#: process of ``ml-images fetch`` (``benchmarks/decode_memory.py``), with the rembg session and a batch in flight:
+#: this keeps it under 1 GB when every candidate sits at its format's cap.
+DECODE_BUDGET_BYTES = 112 * 2**20
+#: Decodes estimated above this take the process-wide slot: one at a time, whatever the number of CPU threads.
+LARGE_DECODE_BYTES = 32 * 2**20
+#: Bytes per source pixel at the peak of a full-size decode, beyond the image's own storage (measured, see above).
+_DECODER_BYTES_PER_PIXEL = {"WEBP": 12, "AVIF": 8}
+_STRIP_PIXELS = 2_000_000  # pixels per strip when a large picture is converted and reduced strip by strip
+_STRIP_BYTES_PER_PIXEL = 9
+_LARGE_DECODES = threading.BoundedSemaphore(1)
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+MEMORY_BOUNDS_SUMMARY = (
+    "every candidate's decode is estimated from its header (WebP ~16 bytes per pixel, AVIF ~12, PNG and GIF the "
+    "image itself, JPEG at its drafted DCT scale) and refused as `too_many_pixels` above "
+    f"{DECODE_BUDGET_BYTES // 2**20} MiB; decodes above {LARGE_DECODE_BYTES // 2**20} MiB run one at a time; "
+    "pictures larger than twice the canvas are converted and reduced in strips, never copied at full size."
+)
+
+
+def _image_bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores per pixel: 1 byte for 1/L/P, 2 for the 16-bit modes, 4 for every other mode."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def estimated_decode_bytes(fmt: str, mode: str, size: tuple[int, int]) -> int:
+    """Peak memory of decoding a picture of ``size`` (after ``draft()`` for a JPEG), from its header: the picture,
+    what its decoder holds besides, and the strip being converted (up to 9 bytes per strip pixel: the cut, its
+    alpha and the white canvas it is flattened on)."""
+    pixels = size[0] * size[1]
+    per_pixel = _image_bytes_per_pixel(mode) + _DECODER_BYTES_PER_PIXEL.get(fmt.upper(), 0)
+    return pixels * per_pixel + min(pixels, _STRIP_PIXELS) * _STRIP_BYTES_PER_PIXEL
+
+
+def pixel_cap(fmt: str, mode: str = "RGBA", *, max_pixels: int = DEFAULT_MAX_PIXELS, budget: int | None = None) -> int:
+    """The largest picture of ``fmt`` (in ``mode``) whose decode fits ``budget`` (``DECODE_BUDGET_BYTES``).
+
+    A JPEG is drafted to what the canvas needs, so only ``max_pixels`` bounds it."""
+    if fmt.upper() == "JPEG":
+        return max_pixels
+    total = DECODE_BUDGET_BYTES if budget is None else budget
+    per_pixel = _image_bytes_per_pixel(mode) + _DECODER_BYTES_PER_PIXEL.get(fmt.upper(), 0)
+    cap = (total - _STRIP_PIXELS * _STRIP_BYTES_PER_PIXEL) // per_pixel  # the inverse of estimated_decode_bytes
+    if cap < _STRIP_PIXELS:  # a picture smaller than one strip is its own strip
+        cap = total // (per_pixel + _STRIP_BYTES_PER_PIXEL)
+    return max(0, min(max_pixels, cap))
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim, nothing to do
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _release_freed_memory() -> None:
+    """Give the memory a large decode freed back to the system. glibc keeps freed blocks in each thread's arena
+    for reuse (after the first large free it stops using mmap for blocks of that size), so without this the run
+    process's RSS kept about 170 MB of dead decodes (measured with ``benchmarks/decode_memory.py``)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+@contextmanager
+def _decode_slot(cost: int) -> Iterator[None]:
+    """Holds the process-wide large-decode slot for a decode estimated above ``LARGE_DECODE_BYTES``; the memory
+    it freed is handed back before the next one starts."""
+    if cost <= LARGE_DECODE_BYTES:
+        yield
+        return
+    with _LARGE_DECODES:
+        try:
+            yield
+        finally:
+            _release_freed_memory()
 
 
 def _looks_allowed(data: bytes) -> bool:
@@ -77,13 +188,19 @@ def _draft_size(width: int, height: int, box: int) -> tuple[int, int]:
     return max(1, int(width * ratio)), max(1, int(height * ratio))
 
 
-def _sixteen_bit_to_l(im: Image.Image) -> Image.Image:
+def _peak(im: Image.Image) -> float:
+    """The largest value of a single-band image (whole picture: strips must all be scaled alike)."""
+    extrema = im.getextrema()
+    high = extrema[1] if isinstance(extrema, tuple) and not isinstance(extrema[0], tuple) else 0
+    return float(high) if isinstance(high, int | float) and high == high else 0.0  # NaN counts as 0
+
+
+def _sixteen_bit_to_l(im: Image.Image, peak: float) -> Image.Image:
     """``convert("L")`` clips 16-bit values at 255 (40000 → 255, not 155); scale by 1/256 instead."""
     arr = np.asarray(im)
     if im.mode.startswith("I;16"):
         out = arr.astype(np.uint16) >> 8
     else:  # "I" (32-bit): treat as 16-bit when it carries values above 8 bits, else as 8-bit data
-        peak = int(arr.max()) if arr.size else 0
         if peak <= 255:
             out = np.clip(arr, 0, 255)
         elif peak <= 65535:
@@ -93,14 +210,15 @@ def _sixteen_bit_to_l(im: Image.Image) -> Image.Image:
     return Image.fromarray(out.astype(np.uint8), "L")
 
 
-def _float_to_l(im: Image.Image) -> Image.Image:
+def _float_to_l(im: Image.Image, peak: float) -> Image.Image:
     arr = np.asarray(im, dtype=np.float64)
-    scale = 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 1.0
+    scale = 255.0 if peak <= 1.0 else 1.0
     return Image.fromarray(np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8), "L")
 
 
-def _normalise_mode(im: Image.Image) -> Image.Image:
-    """Bring any mode to one of RGB, RGBA, L, CMYK (CMYK is handled with its ICC profile afterwards)."""
+def _normalise_mode(im: Image.Image, peak: float = 0.0) -> Image.Image:
+    """Bring any mode to one of RGB, RGBA, L, CMYK (CMYK is handled with its ICC profile afterwards).
+    ``peak``: the whole picture's largest value, for the 32-bit and float modes."""
     mode = im.mode
     if mode in ("RGB", "RGBA", "L", "CMYK"):
         return im
@@ -109,9 +227,9 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     if mode in ("PA", "LA", "La", "RGBa"):
         return im.convert("RGBA")
     if mode.startswith("I"):
-        return _sixteen_bit_to_l(im)
+        return _sixteen_bit_to_l(im, peak)
     if mode == "F":
-        return _float_to_l(im)
+        return _float_to_l(im, peak)
     if mode == "1":
         return im.convert("L")
     return im.convert("RGB")  # RGBX, YCbCr, LAB, HSV
@@ -150,18 +268,67 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
     return canvas
 
 
-def _shrink(im: Image.Image, fit_box: int | None) -> Image.Image:
-    """Integer box-reduce what is at least twice the size needed: a 40 MP PNG is not carried through the mode and
-    colour conversions at full size (the JPEG equivalent is ``draft()``). The result stays >= ``fit_box``."""
-    if not fit_box:
-        return im
-    factor = max(im.size) // fit_box
-    return im.reduce(factor) if factor >= 2 else im
+def _reduce_factor(size: tuple[int, int], fit_box: int | None) -> int:
+    """The integer box-reduce that keeps the picture >= ``fit_box`` (1: none). The JPEG equivalent is ``draft()``."""
+    return max(1, max(size) // fit_box) if fit_box else 1
 
 
-def decode_image(data: bytes, *, min_side: int, max_pixels: int, fit_box: int | None = None) -> DecodedImage:
+def _normalised(im: Image.Image, icc: bytes | None, peak: float) -> tuple[Image.Image, bool]:
+    """Mode fixed; an alpha picture also converted to sRGB and flattened on white (before any reduction, so no
+    dark fringes). Returns (image, colour_done)."""
+    out = _normalise_mode(im, peak)
+    if out.mode == "RGBA":
+        return _flatten_on_white(_to_srgb(out, icc)), True
+    return out, False
+
+
+def _normalise_and_reduce(im: Image.Image, icc: bytes | None, factor: int) -> Image.Image:
+    """Mode, colour, transparency and the integer reduction, without a full-size copy of a large picture."""
+    peak = _peak(im) if im.mode.startswith("I") or im.mode == "F" else 0.0
+    out, colour_done = _normalised(im, icc, peak) if factor < 2 else _reduced_in_strips(im, icc, peak, factor)
+    if not colour_done:
+        out = _flatten_on_white(_to_srgb(out, icc))
+    return out
+
+
+def _reduced_in_strips(im: Image.Image, icc: bytes | None, peak: float, factor: int) -> tuple[Image.Image, bool]:
+    """The picture cut in strips of whole reduction blocks, each normalised and reduced before the next is cut:
+    the same result as the whole picture at once (a block never spans two strips), with one strip alive at a
+    time instead of full-size copies."""
+    width, height = im.size
+    rows = max(factor, _STRIP_PIXELS // max(1, width) // factor * factor)
+    out = Image.new("L", (0, 0))  # replaced by the first strip's mode and the final size
+    colour_done = False
+    for top in range(0, height, rows):
+        strip, colour_done = _normalised(im.crop((0, top, width, min(height, top + rows))), icc, peak)
+        reduced = strip.reduce(factor)
+        del strip  # before the next crop
+        if top == 0:
+            out = Image.new(reduced.mode, (-(-width // factor), -(-height // factor)))
+        out.paste(reduced, (0, top // factor))
+        del reduced
+    return out, colour_done
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:  # unreadable EXIF: the picture is shown as stored
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def decode_image(
+    data: bytes,
+    *,
+    min_side: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fit_box: int | None = None,
+    decode_budget: int = DECODE_BUDGET_BYTES,
+) -> DecodedImage:
     """Decode ``data`` or raise ``ImageRefused`` (``unsupported_format``, ``corrupt``, ``decompression_bomb``,
-    ``too_small``). ``fit_box``: the longest side the caller will scale to, so a JPEG can be drafted down."""
+    ``too_many_pixels``, ``too_small``). ``fit_box``: the longest side the caller will scale to, so a JPEG can be
+    drafted down and any larger picture reduced as it is converted. ``decode_budget``: see ``pixel_cap``."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # A process-wide Pillow switch some libraries flip: with it on, truncated files decode as grey half-images.
         raise ConfigurationError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process; refusing to decode")
@@ -181,15 +348,24 @@ def decode_image(data: bytes, *, min_side: int, max_pixels: int, fit_box: int | 
             im.seek(0)  # first frame only
         if fmt == "JPEG" and fit_box:
             im.draft(im.mode, _draft_size(width, height, fit_box))
-        im.load()
-        ImageOps.exif_transpose(im, in_place=True)
-        icc = im.info.get("icc_profile")
-        had_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and im.has_transparency_data)
-        normalised = _normalise_mode(im)
-        if normalised.mode != "RGBA":  # shrink before the colour work (alpha is flattened first: no fringes)
-            normalised = _shrink(normalised, fit_box)
-        normalised = _flatten_on_white(_to_srgb(normalised, icc))
-        normalised = _shrink(normalised, fit_box)
+        cost = estimated_decode_bytes(fmt, im.mode, im.size)
+        if cost > decode_budget:
+            cap = pixel_cap(fmt, im.mode, max_pixels=max_pixels, budget=decode_budget)
+            raise ImageRefused(
+                "too_many_pixels",
+                f"{fmt} {width}×{height} ({width * height / 1e6:.1f} MP) would need about {cost / 2**20:.0f} MiB to "
+                f"decode at full size, over the {decode_budget / 2**20:.0f} MiB limit: {fmt} in mode {im.mode} is "
+                f"accepted up to {cap / 1e6:.1f} MP (only JPEG can be decoded at a reduced scale)",
+            )
+        with _decode_slot(cost):
+            im.load()
+            orientation = _orientation(im)
+            icc = im.info.get("icc_profile")
+            had_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and im.has_transparency_data)
+            normalised = _normalise_and_reduce(im, icc, _reduce_factor(im.size, fit_box))
+            del im  # the full-size picture (and a WebP decoder's canvases) go before the slot is released
+        if orientation in _TRANSPOSE:
+            normalised = normalised.transpose(_TRANSPOSE[orientation])
     except Image.DecompressionBombError as exc:
         raise ImageRefused("decompression_bomb", str(exc)) from exc
     except ImageRefused:

@@ -184,3 +184,30 @@ def test_seeded_products_are_all_pending_and_counted(tmp_path: Path) -> None:
         ids = seed_catalog(catalog.url, make_products(3, photos))
         assert len(set(ids)) == 3
         assert stored_image_counts(catalog.url) == {}
+
+
+def test_decode_memory_report_states_the_goal_and_what_was_refused(tmp_path: Path) -> None:
+    from benchmarks.decode_memory import DecodeMemoryResult, LargeCandidate, _side_under
+    from ml_images.processing.decode import pixel_cap
+
+    side = _side_under(pixel_cap("WEBP", "RGB"))
+    # "just under": the file the benchmark makes is accepted, one more pixel a side would not be
+    assert side * side < pixel_cap("WEBP", "RGB") <= (side + 1) * (side + 1)
+    path = tmp_path / "x.webp"
+    path.write_bytes(b"RIFF....WEBP")
+    result = DecodeMemoryResult(
+        products=12,
+        batch_size=25,
+        candidates=[LargeCandidate("lossless WebP under the WebP cap", path, side, side)],
+        peaks_mib=[950.0, 1000.0, 900.0],
+        products_stored=[12, 12, 12],
+        images_stored=[24, 24, 24],
+        wall_s=[30.0, 31.0, 29.0],
+        refusals={"too_many_pixels": 12},
+    )
+    rows = {row["quantity"]: row["value"] for row in result.rows()}
+    peak = rows["peak RSS of the run process (`ml-images fetch`, wait4 ru_maxrss)"]
+    assert peak.startswith("996 (944–1049) MB (950 (900–1000) MiB) — met")  # the median decides; MB = 10^6 bytes
+    assert rows["processing refusals (last repeat, all products)"] == "too_many_pixels 12"
+    missed = DecodeMemoryResult(12, 25, [], peaks_mib=[1000.0], products_stored=[12], images_stored=[1], wall_s=[1])
+    assert "MISSED by 49 MB" in missed.rows()[0]["value"]

@@ -14,18 +14,20 @@ from alembic.migration import MigrationContext
 from ml_images.catalog.db import (
     create_catalog_engine,
     current_revision,
+    describe_db_error,
     downgrade_schema,
     ensure_schema_current,
     head_revision,
     is_unavailable_error,
     make_session_factory,
+    mask_url_password,
     safe_url,
     upgrade_schema,
 )
 from ml_images.catalog.models import Base
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
-from ml_images.errors import CatalogUnavailableError, SchemaNotMigratedError
+from ml_images.errors import CatalogUnavailableError, ConfigurationError, SchemaNotMigratedError
 
 CATALOG_TABLES = {"product_master", "product_image", "mercadolibre_listing", "image_fetch_attempt", "search_cache"}
 
@@ -306,3 +308,63 @@ def test_only_availability_failures_become_catalog_unavailable(sqlite_url: str) 
             selector.count_pending()
     finally:
         engine.dispose()
+
+
+def test_a_one_letter_password_is_masked_only_where_it_is_a_password() -> None:
+    """The masking goes through SQLAlchemy's own URL rendering: a password ``p`` never becomes "***ort"."""
+    port = _closed_port()
+    url = f"postgresql+psycopg2://shop:p@127.0.0.1:{port}/shop?connect_timeout=2"
+    engine = create_catalog_engine(url)
+    try:
+        with pytest.raises(CatalogUnavailableError) as info:
+            ensure_schema_current(engine)
+    finally:
+        engine.dispose()
+    message = str(info.value)
+    assert f"port {port} failed" in message  # psycopg2's own words, intact
+    assert "***ort" not in message
+    assert f"shop:***@127.0.0.1:{port}/shop" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("port 5432 failed: p", "port 5432 failed: p"),
+        ("dsn postgresql+psycopg2://shop:p@db:5432/x", "dsn postgresql+psycopg2://shop:***@db:5432/x"),
+        ("for shop:p@db", "for shop:***@db"),
+        ("options: password=p host=db", "options: password=*** host=db"),
+        ("options: password='p' host=db", "options: password='***' host=db"),
+        ("passport=pp", "passport=pp"),
+    ],
+)
+def test_mask_url_password(text: str, expected: str) -> None:
+    assert mask_url_password(text, "postgresql+psycopg2://shop:p@db:5432/x") == expected
+
+
+def test_mask_url_password_with_characters_that_urls_escape() -> None:
+    url = "postgresql+psycopg2://shop:s%40cr%3At@db/x"  # the password is "s@cr:t"
+    assert mask_url_password(f"failed for {url}", url) == "failed for postgresql+psycopg2://shop:***@db/x"
+    assert "s@cr:t" not in describe_db_error(RuntimeError("password=s@cr:t rejected"), url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://shop:s3cret@db:notaport/x",
+        "nosuchdb://shop:s3cret@db/x",
+        "postgresql+nosuchdriver://shop:s3cret@db/x",
+    ],
+)
+def test_unusable_urls_are_configuration_errors_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        create_catalog_engine(url)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_sqlite_folder_that_cannot_be_written_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(ConfigurationError, match="is a file, not a folder"):
+        create_catalog_engine(f"sqlite:///{blocker / 'catalog.db'}")
+    with pytest.raises(ConfigurationError, match="cannot be created or written"):
+        create_catalog_engine(f"sqlite:///{blocker / 'home' / 'catalog.db'}")

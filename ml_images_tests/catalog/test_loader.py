@@ -218,3 +218,100 @@ def test_format_detection(session_factory: sessionmaker[Session], tmp_path: Path
     assert loader.load(odd, fmt="jsonl").inserted == 1
     with pytest.raises(CatalogLoadError, match="no such file"):
         loader.load(tmp_path / "missing.csv")
+
+
+# -- text neither database can store, and bytes that are not UTF-8 (issue 10.11) ----------------------------------
+
+_UNSTORABLE_ROWS = [
+    ('{"code": "N\\u0000UL"}', "code contains a NUL character (U+0000) at position 1"),
+    ('{"code": "S1", "description": "bad \\u0000 text"}', "description contains a NUL character"),
+    ('{"code": "S2", "category": "MONITOR\\ud800"}', "category contains a lone surrogate (U+D800) at position 7"),
+    ('{"code": "S3", "gtin": "\\udfff"}', "gtin contains a lone surrogate (U+DFFF)"),
+    ('{"code": "S4", "specs": {"brand": "Acme\\u0000"}}', "specs['brand'] contains a NUL character"),
+    ('{"code": "S5", "specs": {"mo\\u0000del": "X"}}', "specs (a key) contains a NUL character"),
+    ('{"code": "S6", "specs": {"tags": ["ok", "\\ud83d"]}}', "specs['tags'][1] contains a lone surrogate (U+D83D)"),
+    ('{"code": "S\\udc80"}', "code contains a lone surrogate (U+DC80)"),
+]
+
+
+def test_nul_and_lone_surrogates_are_rejected_lines_in_jsonl(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    lines = ['{"code": "GOOD-1", "description": "Monitor \\u00e9 \\ud83d\\ude00"}']  # an escaped pair is fine
+    lines += [row for row, _ in _UNSTORABLE_ROWS]
+    lines.append('{"code": "GOOD-2"}')
+    path = _jsonl(tmp_path / "unstorable.jsonl", *lines)
+
+    with pytest.raises(CatalogLoadError) as info:
+        CatalogLoader(session_factory).load(path)
+    assert [e.line for e in info.value.errors] == list(range(2, 2 + len(_UNSTORABLE_ROWS)))
+    for error, (_, expected) in zip(info.value.errors, _UNSTORABLE_ROWS, strict=True):
+        assert expected in error.message
+    assert _products(session_factory) == {}  # nothing written without --partial
+
+    report = CatalogLoader(session_factory).load(path, partial=True)
+    assert (report.inserted, report.updated, len(report.rejected)) == (2, 0, len(_UNSTORABLE_ROWS))
+    products = _products(session_factory)
+    assert set(products) == {"GOOD-1", "GOOD-2"}
+    assert products["GOOD-1"].description == "Monitor é 😀"
+
+
+def test_nul_and_lone_surrogates_are_rejected_lines_in_csv(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "unstorable.csv"
+    path.write_text(
+        "code,description,specs\n"
+        "GOOD-1,fine,\n"
+        "BAD-1,nul \x00 inside,\n"
+        'BAD-2,,"{""brand"": ""\\ud800""}"\n'
+        "BAD\x00-3,,\n"
+        "GOOD-2,also fine,\n",
+        encoding="utf-8",
+    )
+    report = CatalogLoader(session_factory).load(path, partial=True)
+    assert [(e.line, e.message) for e in report.rejected] == [
+        (3, "description contains a NUL character (U+0000) at position 4"),
+        (4, "specs['brand'] contains a lone surrogate (U+D800) at position 0"),
+        (5, "code contains a NUL character (U+0000) at position 3"),
+    ]
+    assert set(_products(session_factory)) == {"GOOD-1", "GOOD-2"}
+
+
+def test_a_csv_decoding_error_names_its_line_and_drops_no_good_row(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # Far enough into the file that the decoder's read-ahead (8 KB chunks) would reach it long before the reader.
+    good = [f"G{i:04d},Monitor {i} {'x' * 80}\n".encode() for i in range(300)]
+    rows = [b"code,description\n", *good[:150], b"BAD-1,caf\xe9 latin-1\n", *good[150:]]
+    rows += [b'BAD-2,"multi\nline \xff\xfe"\n', b"G-LAST,last\n"]
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"".join(rows))
+
+    with pytest.raises(CatalogLoadError) as info:
+        CatalogLoader(session_factory).load(path)
+    assert [(e.line, e.message) for e in info.value.errors] == [
+        (152, "not valid UTF-8 (byte 0xe9 in description)"),
+        (303, "not valid UTF-8 (byte 0xff in description)"),
+    ]
+    assert _products(session_factory) == {}
+
+    report = CatalogLoader(session_factory).load(path, partial=True)
+    assert report.inserted == 301
+    assert [e.line for e in report.rejected] == [152, 303]
+    assert {"G0000", "G0299", "G-LAST"} <= set(_products(session_factory))
+
+
+def test_a_csv_header_that_is_not_utf8(session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+    path = tmp_path / "header.csv"
+    path.write_bytes(b"code,descripci\xf3n\nA,x\n")
+    with pytest.raises(CatalogLoadError, match=r"line 1: the header is not valid UTF-8 \(byte 0xf3\)"):
+        CatalogLoader(session_factory).load(path, partial=True)
+
+
+def test_jsonl_bytes_that_are_not_utf8_name_their_line(session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"code": "A"}\n{"code": "caf\xe9"}\n{"code": "B"}\n')
+    report = CatalogLoader(session_factory).load(path, partial=True)
+    assert [(e.line, e.message) for e in report.rejected] == [(2, "not valid UTF-8")]
+    assert set(_products(session_factory)) == {"A", "B"}

@@ -17,7 +17,6 @@ from dagster import (
     instance_for_test,
     materialize,
 )
-from dagster_aws.s3 import S3Resource
 
 from ml_images.dagster_defs.assets.images import build_product_images_asset
 from ml_images.dagster_defs.assets.selection import eligible_products, pending_image_products
@@ -28,6 +27,7 @@ from ml_images.dagster_defs.resources import (
     CatalogDatabaseResource,
     ImageSearchResource,
     ImageStoreResource,
+    image_store_s3_resource,
 )
 from ml_images_tests.pipeline.support import API_KEY, Catalog, ImageWeb
 
@@ -49,7 +49,7 @@ def store_root() -> Path:
 def resources(catalog: Catalog, web: ImageWeb, *, s3: Mapping[str, str] | None = None) -> dict[str, Any]:
     store = (
         ImageStoreResource(
-            bucket=s3["bucket"], s3=S3Resource(endpoint_url=s3["endpoint_url"], region_name=s3["region"])
+            bucket=s3["bucket"], s3=image_store_s3_resource(endpoint_url=s3["endpoint_url"], region_name=s3["region"])
         )
         if s3 is not None
         else ImageStoreResource()

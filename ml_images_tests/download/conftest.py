@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import socket
 import ssl
 import threading
 import time
@@ -101,6 +102,10 @@ class _Server(ThreadingHTTPServer):
     state: ServerState
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @dataclass
 class LocalServer:
     """A threaded HTTP server on 127.0.0.1 with per-path handlers; ``url(path)`` builds its URLs."""
@@ -118,7 +123,8 @@ class LocalServer:
         return int(self.httpd.server_address[1])
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
+        name = host or self.host
+        return f"{self.scheme}://{f'[{name}]' if ':' in name else name}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         self.state.routes[path] = handler
@@ -131,8 +137,8 @@ class LocalServer:
         return [r for r in self.state.requests if r.path.split("?", 1)[0] == path]
 
 
-def _start(ssl_context: ssl.SSLContext | None = None) -> tuple[_Server, threading.Thread]:
-    httpd = _Server(("127.0.0.1", 0), RequestHandler)
+def _start(ssl_context: ssl.SSLContext | None = None, *, ipv6: bool = False) -> tuple[_Server, threading.Thread]:
+    httpd = _Server6(("::1", 0), RequestHandler) if ipv6 else _Server(("127.0.0.1", 0), RequestHandler)
     httpd.state = ServerState()
     if ssl_context is not None:
         httpd.socket = ssl_context.wrap_socket(httpd.socket, server_side=True)
@@ -153,6 +159,16 @@ def server() -> Iterator[LocalServer]:
     httpd, thread = _start()
     try:
         yield LocalServer(httpd)
+    finally:
+        _stop(httpd, thread)
+
+
+@pytest.fixture
+def ipv6_server() -> Iterator[LocalServer]:
+    """The same server on the IPv6 loopback address [::1]."""
+    httpd, thread = _start(ipv6=True)
+    try:
+        yield LocalServer(httpd, host="::1")
     finally:
         _stop(httpd, thread)
 

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from ml_images.download.address_policy import AddressPolicy, is_public_address
+from ml_images.download.address_policy import (
+    AddressPolicy,
+    format_allowed_host,
+    is_public_address,
+    parse_allowed_host,
+)
 from ml_images.download.results import DownloadRefused
 
 
@@ -136,3 +143,75 @@ def test_system_resolver_is_used_by_default_for_names() -> None:
         AddressPolicy().vet("localhost", 80)
     assert info.value.reason == "blocked_address"
     assert "127.0.0.1" in AddressPolicy(["localhost"]).vet("localhost", 80)
+
+
+def test_a_host_port_entry_exempts_that_port_only() -> None:
+    policy = AddressPolicy(["127.0.0.1:8080"])
+    assert policy.vet("127.0.0.1", 8080) == ["127.0.0.1"]
+    for port in (80, 5432, 6379, 8081):
+        with pytest.raises(DownloadRefused) as info:
+            policy.vet("127.0.0.1", port)
+        assert info.value.reason == "blocked_address", port
+
+
+def test_a_bare_host_keeps_exempting_every_port() -> None:
+    policy = AddressPolicy(["127.0.0.1"])
+    for port in (80, 5432, 6379, 8080):  # a loopback entry reaches local databases too: the README says so
+        assert policy.vet("127.0.0.1", port) == ["127.0.0.1"]
+
+
+def test_a_host_port_entry_on_a_public_host_exempts_its_port_from_the_port_rule() -> None:
+    policy = AddressPolicy(["cdn.test:8443"], resolver=lambda host, port: ["93.184.216.34"])
+    assert policy.vet("cdn.test", 8443) == ["93.184.216.34"]
+    with pytest.raises(DownloadRefused) as info:
+        policy.vet("cdn.test", 6379)
+    assert info.value.reason == "blocked_port"
+
+
+@pytest.mark.parametrize("entry", ["[::1]:8080", "[0:0:0:0:0:0:0:1]:8080"])
+def test_ipv6_entries_with_a_port(entry: str) -> None:
+    policy = AddressPolicy([entry])
+    assert policy.vet("::1", 8080) == ["::1"]
+    assert policy.vet("[::1]", 8080) == ["::1"]
+    with pytest.raises(DownloadRefused) as info:
+        policy.vet("::1", 8081)
+    assert info.value.reason == "blocked_address"
+
+
+def test_a_bare_ipv6_entry_exempts_every_port() -> None:
+    for entry in ("::1", "[::1]"):
+        assert AddressPolicy([entry]).vet("::1", 6379) == ["::1"]
+
+
+@pytest.mark.parametrize("allowed", [(), ("127.0.0.1",), ("127.0.0.1:80",)])
+def test_port_zero_is_never_a_destination(allowed: tuple[str, ...]) -> None:
+    with pytest.raises(DownloadRefused) as info:
+        AddressPolicy(allowed).vet("127.0.0.1", 0)
+    assert info.value.reason == "blocked_port"
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("127.0.0.1", ("127.0.0.1", None)),
+        (" LocalHost:8080 ", ("localhost", 8080)),
+        ("images.test.:443", ("images.test", 443)),
+        ("[::1]", ("::1", None)),
+        ("::1", ("::1", None)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("[0:0::1]:9000", ("::1", 9000)),
+    ],
+)
+def test_allow_list_entries_are_parsed(entry: str, expected: tuple[str, int | None]) -> None:
+    assert parse_allowed_host(entry) == expected
+    assert parse_allowed_host(format_allowed_host(*expected)) == expected
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.1:0", "127.0.0.1:65536", "host:http", "host:", "[127.0.0.1]:80", "[::1", "[::1]x", "a:b:c"]
+)
+def test_bad_allow_list_entries_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"port|IPv6|host|\]") as info:
+        parse_allowed_host(entry)
+    with pytest.raises(ValueError, match=re.escape(str(info.value))):
+        AddressPolicy([entry])

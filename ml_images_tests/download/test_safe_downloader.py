@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -360,3 +361,45 @@ def test_next_vetted_address_is_tried_when_one_refuses(server: LocalServer) -> N
     # Nothing listens on [::1] at the server's port (it is bound to 127.0.0.1 only).
     downloader = SafeDownloader(allowed_private_hosts=["dual.test"], resolver=lambda host, port: ["::1", "127.0.0.1"])
     assert downloader.download(ImageCandidate(image_url=server.url("/p.png", host="dual.test"))).format == "png"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_host_port_allow_list_entry_reaches_that_port_only(server: LocalServer) -> None:
+    url = server.serve("/p.png", PNG)
+    downloader = SafeDownloader(allowed_private_hosts=[f"127.0.0.1:{server.port}"], deadline_seconds=5.0)
+    assert downloader.download(ImageCandidate(image_url=url)).format == "png"
+    # Another port of the same loopback host (a local database, say) stays blocked, and before any connection:
+    # nothing listens there, so a connection attempt would have read connect_error.
+    other = f"http://127.0.0.1:{_closed_port()}/p.png"
+    assert refusal(downloader, other).reason == "blocked_address"
+    # A redirect to that other port is refused the same way.
+    server.route("/hop", redirect_to(other))
+    assert refusal(downloader, server.url("/hop")).reason == "blocked_address"
+
+
+def test_a_bare_host_allow_list_entry_reaches_every_port(server: LocalServer) -> None:
+    url = server.serve("/p.png", PNG)
+    downloader = SafeDownloader(allowed_private_hosts=["127.0.0.1"], deadline_seconds=5.0)
+    assert downloader.download(ImageCandidate(image_url=url)).format == "png"
+    assert refusal(downloader, f"http://127.0.0.1:{_closed_port()}/p.png").reason == "connect_error"
+
+
+def test_an_ipv6_host_port_entry(ipv6_server: LocalServer) -> None:
+    url = ipv6_server.serve("/p.png", PNG)
+    downloader = SafeDownloader(allowed_private_hosts=[f"[::1]:{ipv6_server.port}"], deadline_seconds=5.0)
+    assert downloader.download(ImageCandidate(image_url=url)).format == "png"
+    assert refusal(downloader, ipv6_server.url("/p.png").replace(f":{ipv6_server.port}/", ":1/")).reason == (
+        "blocked_address"
+    )
+
+
+@pytest.mark.parametrize("allowed", [[], ["127.0.0.1"], ["127.0.0.1:80"]])
+def test_port_zero_is_refused_not_fetched_on_port_80(allowed: list[str]) -> None:
+    downloader = SafeDownloader(allowed_private_hosts=allowed, deadline_seconds=5.0)
+    for url in ("http://127.0.0.1:0/x", "https://127.0.0.1:0/x", "http://127.0.0.1:00/x"):
+        assert refusal(downloader, url).reason == "blocked_port", url

@@ -84,6 +84,17 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
     )
 
 
+def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure:
+    return Failure(
+        description=(
+            f"{failure_reason_code(error)} ({type(error).__name__}: {error}). Nothing was processed; "
+            f"left pending: {ids[:50]}{' …' if len(ids) > 50 else ''}"
+        ),
+        metadata={"stopped_by": type(error).__name__, "left_pending": MetadataValue.json(ids)},
+        allow_retries=False,
+    )
+
+
 def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> AssetsDefinition:
     """The asset; tests build it with a fast retry policy, the code location with ``transient_retry_policy()``."""
     with warnings.catch_warnings():
@@ -131,7 +142,14 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
                 ids.append(pid)
         if context.retry_number:
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
-        pipeline = build_pipeline(catalog, image_search, image_store, background_remover, search_cache=not config.force)
+        try:
+            pipeline = build_pipeline(
+                catalog, image_search, image_store, background_remover, search_cache=not config.force
+            )
+        except ConfigurationError as exc:
+            # A bad variable or a missing key fails every attempt alike: no retry (the RetryPolicy would otherwise
+            # spend minutes on it), nothing claimed, every product left pending.
+            raise _configuration_failure(exc, ids) from exc
         try:
             batch = pipeline.process_batch(
                 ids, context.run.run_id, force=config.force, on_product_done=ProductLogger(context, len(ids))
