@@ -187,20 +187,31 @@ def _truth_box(truth: Image.Image) -> tuple[int, int, int, int]:
     return box if box is not None else (0, 0, truth.width, truth.height)
 
 
-def with_banner(picture: LabelledPicture, *, top: bool = False) -> LabelledPicture:
-    """A promotional band across the picture with white capitals (``OFERTA 30% OFF  ENVÍO GRATIS``)."""
+def with_banner(picture: LabelledPicture, *, top: bool = False, across_object: bool = False) -> LabelledPicture:
+    """A promotional band with white capitals (``OFERTA 30% OFF  ENVÍO GRATIS``): across the whole picture at its
+    bottom (or top), or ``across_object``: a ribbon over the product's lower part, a little wider than it."""
     image = picture.image.copy()
     w, h = image.size
     band = round(h * 0.15)
+    x0, x1 = 0, w
     y0 = 0 if top else h - band
-    d = ImageDraw.Draw(image)
-    d.rectangle([0, y0, w, y0 + band], fill=(214, 24, 36))
     text = "OFERTA 30% OFF   ENVIO GRATIS"
-    f = font(round(band * 0.5))
+    if across_object:
+        ox0, oy0, ox1, oy1 = _truth_box(picture.truth)
+        pad = round(0.25 * (ox1 - ox0))
+        x0, x1 = max(2, ox0 - pad), min(w - 3, ox1 + pad)
+        band = round(0.1 * h)
+        y0 = round(oy0 + 0.62 * (oy1 - oy0))
+    d = ImageDraw.Draw(image)
+    d.rectangle([x0, y0, x1, y0 + band], fill=(214, 24, 36))
+    size = round(band * 0.5)
+    while d.textlength(text, font=font(size)) > 0.94 * (x1 - x0) and size > 8:
+        size -= 1
+    f = font(size)
     length = d.textlength(text, font=f)
-    d.text(((w - length) / 2, y0 + band * 0.2), text, font=f, fill=(255, 255, 255))
+    d.text(((x0 + x1 - length) / 2, y0 + band * 0.2), text, font=f, fill=(255, 255, 255))
     overlay = Image.new("L", image.size, 0)
-    ImageDraw.Draw(overlay).rectangle([0, y0, w, y0 + band], fill=255)
+    ImageDraw.Draw(overlay).rectangle([x0, y0, x1, y0 + band], fill=255)
     return replace(picture, name=picture.name + "+banner", image=image, defect=TEXT_BANNER, overlay=overlay)
 
 
@@ -303,7 +314,7 @@ def bad_pictures() -> Iterator[LabelledPicture]:
         picture = render(look, scene, seed=40 + index, yaw=-20.0 + 10 * (index % 3))
         white = on_white(render(look, Scene.STUDIO, seed=40 + index), shadow=index % 2 == 1, seed=index)
         obj = photo_on(PHOTO_OBJECTS[index], BACKGROUNDS[index % 4], seed=90 + index)
-        yield with_banner(picture if index % 2 == 0 else white, top=index % 3 == 2)
+        yield with_banner(picture if index % 2 == 0 else white, top=index % 3 == 2, across_object=index % 3 == 1)
         yield with_watermark(white if index % 2 == 0 else picture)
         yield with_badge(obj if index % 2 == 0 else white, text="-30%" if index % 2 else "OFERTA")
         yield truncated(picture if index % 2 else white, side=("right", "left", "bottom")[index % 3])

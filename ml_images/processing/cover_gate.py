@@ -18,7 +18,8 @@ measured:
   label on a box) is allowed;
 * ``wrong_product``: the picture's readable model number names another model of the same brand.
 
-The cheap rules run first; text is read only when they pass (detection is the costly part, ~100 ms).
+Text is read (the costly part, ~100 ms) on every candidate with a cut-out, so that every failed rule is reported;
+a candidate that keeps its own coloured background fails ``cover_not_white`` without it.
 """
 
 from __future__ import annotations
@@ -181,9 +182,7 @@ def _region(quad: tuple[tuple[float, float], ...], margin: float, size: tuple[in
 
 
 def _on_object(line: TextLine, main_mask: np.ndarray | None, rules: CoverRules, size: tuple[int, int]) -> float:
-    """Share of the line's box, grown by ``text_margin`` line heights, lying on the product's largest part. A line
-    on a saturated flat patch (a sticker, a badge, a banner: printed graphics, not a product's surface) right at
-    the outline counts as off the product."""
+    """Share of the line's box, grown by ``text_margin`` line heights, lying on the product's largest part."""
     if main_mask is None:
         return 0.0
     inside = _region(line.quad, rules.text_margin, size)
@@ -208,15 +207,14 @@ def judge_text(
     for line in lines:
         area = _polygon_area(line.quad) / canvas_area
         on_object = _on_object(line, main_mask, rules, size)
-        if on_object >= rules.min_on_object and main_mask is not None and _sticker(line, canvas, main_mask, rules):
-            on_object = min(on_object, float(main_mask[_region(line.quad, rules.outline_margin, size)].mean()))
+        sticker = main_mask is not None and _sticker(line, canvas, main_mask, rules)
         xs = [p[0] for p in line.quad]
         ys = [p[1] for p in line.quad]
         box = (min(xs) / width, min(ys) / height, max(xs) / width, max(ys) / height)
-        boxes.append(TextBox(line.text, line.score, box, area, on_object, line.angle))
+        boxes.append(TextBox(line.text, line.score, box, area, on_object, line.angle, sticker))
 
     text_share = sum(b.area_share for b in boxes)
-    off = sum(b.area_share for b in boxes if b.on_object < rules.min_on_object)
+    off = sum(b.area_share for b in boxes if b.on_object < rules.min_on_object or b.sticker)
     texts = [normalise(b.text) for b in boxes]
     same_text = [
         (i, j)
@@ -258,11 +256,11 @@ def judge_text(
 
 
 def _sticker(line: TextLine, canvas: np.ndarray, main_mask: np.ndarray, rules: CoverRules) -> bool:
-    """The line sits on a saturated colour (a sticker, badge or banner) and the outline is within
-    ``outline_margin`` line heights of it."""
+    """The line is printed on a saturated colour (a sticker, a badge, a banner: graphics, not a product's surface)
+    and the object's outline is within ``outline_margin`` line heights of it: a badge or banner that the cut-out
+    kept with the product (it overlaps it) but that runs out over its outline."""
     size = (canvas.shape[1], canvas.shape[0])
-    around = _region(line.quad, rules.text_margin, size)
-    pixels = canvas[around].astype(np.int16)
+    pixels = canvas[_region(line.quad, 0.0, size)].astype(np.int16)  # the glyphs and what they are printed on
     if pixels.size == 0:
         return False
     saturation = float(np.median(pixels.max(axis=1) - pixels.min(axis=1)))
@@ -359,7 +357,9 @@ class CoverGate:
 
         text: TextFigures | None = None
         match: ProductMatch | None = None
-        if not failures and self.text_detector is not None:
+        # Text is read on every cut-out (a banner that also made the object run into the edge is still reported
+        # as text), but not on a picture that keeps its own coloured background: there everything is "object".
+        if self.text_detector is not None and (cutout.object_mask is not None or border >= r.min_white_border_share):
             text, text_failure, match = self._read(small, cutout, product)
             if text_failure is not None:
                 failures.append(text_failure)

@@ -75,8 +75,8 @@ class ProductIdentity:
         return codes
 
 
-def _contains_either(a: str, b: str) -> bool:
-    return len(a) >= 4 and len(b) >= 4 and (a in b or b in a)
+def _contains_either(a: str, b: str, shortest: int = 4) -> bool:
+    return len(a) >= shortest and len(b) >= shortest and (a in b or b in a)
 
 
 def match_words(words: Iterable[str], identity: ProductIdentity | None) -> ProductMatch:
@@ -92,7 +92,11 @@ def match_words(words: Iterable[str], identity: ProductIdentity | None) -> Produ
     codes = identity.model_codes()
 
     brand_named = len(brand) >= 2 and brand in joined
-    model_named = any(len(code) >= 3 and code in joined for code in codes)
+    # The model as written, or a model number that is a shorter or longer spelling of it (``LF24T350`` for
+    # ``LF24T350FHL``: the family without the variant suffix).
+    model_named = any(len(code) >= 3 and code in joined for code in codes) or any(
+        is_model_number(token) and _contains_either(token, code, 6) for token in read_tokens for code in codes
+    )
     sku_named = len(sku) >= 4 and sku in joined
     gtin_named = len(gtin) >= 8 and gtin in re.sub(r"\D", "", " ".join(lines))
 

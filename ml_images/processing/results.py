@@ -55,6 +55,7 @@ class TextBox:
     area_share: float  # of the canvas
     on_object: float  # share of the box (with a margin) lying on the object
     angle: float  # degrees from horizontal, -90..90
+    sticker: bool = False  # printed on a saturated patch (badge, banner) that runs out over the object's outline
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

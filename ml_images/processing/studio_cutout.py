@@ -31,7 +31,8 @@ class StudioSettings:
     max_shadow_gradient: float = 4.0  # levels per pixel: a shadow fades, an object's outline does not
     shadow_peel_px: int = 4  # how far along the outline the fill may still take back shadow
     shadow_contrast: int = 60  # ... when that much brighter than the object just inside
-    opening_tolerance: int = 6  # an enclosed opening shows the backdrop itself
+    opening_tolerance: int = 4  # an enclosed opening shows the backdrop itself (up to noise) ...
+    opening_mean_tolerance: float = 1.5  # ... on average as bright as the backdrop (a white label is a bit darker)
     opening_ratio: float = 0.03  # enclosed backdrop regions larger than this share of the object are openings
     edge_px: int = 1  # soft edge (anti-aliasing) kept along the outline
 
@@ -128,8 +129,12 @@ def studio_alpha(image: Image.Image, backdrop: Backdrop, settings: StudioSetting
         open_labels, open_count = ndi.label(tight, structure=_EIGHT)
         if open_count:
             sizes = np.bincount(open_labels.ravel(), minlength=open_count + 1)
+            sums = np.bincount(open_labels.ravel(), weights=low.ravel(), minlength=open_count + 1)
             sizes[0] = 0
-            openings = np.flatnonzero(sizes > s.opening_ratio * object_area)
+            level = sums / np.maximum(sizes, 1)
+            openings = np.flatnonzero(
+                (sizes > s.opening_ratio * object_area) & (level >= backdrop.level - s.opening_mean_tolerance)
+            )
             if openings.size:
                 background |= np.isin(open_labels, openings)
                 obj = ~background
