@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage as ndi
 
+from ml_images.processing.mask_cleanup import grow as grow_mask
 from ml_images.processing.product_match import ProductIdentity, match_words, normalise
 from ml_images.processing.results import (
     COVER_MASK,
@@ -326,8 +326,8 @@ class CoverGate:
         small = canvas if judge_size is None else canvas.resize(judge_size, Image.Resampling.BOX)
         small_arr = np.asarray(small.convert("RGB") if small.mode != "RGB" else small)
         if cutout.object_mask is not None:
-            grow = max(1, round(r.edge_tolerance * small_arr.shape[0]))
-            near = ndi.binary_dilation(cutout.object_mask, iterations=grow)
+            steps = max(1, round(r.edge_tolerance * small_arr.shape[0]))
+            near = grow_mask(cutout.object_mask, steps)
             background = white_share(small_arr[~near], r.white_level)
             area_fill = float(cutout.object_mask.mean())
             ys, xs = np.nonzero(cutout.object_mask)

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from ml_images.processing.mask_cleanup import grow, shrink
+
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -49,9 +51,10 @@ class Backdrop:
 
 def _channels(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """(darkest channel, chroma) per pixel."""
-    arr = np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.int16)
-    low = arr.min(axis=2)
-    return low, arr.max(axis=2) - low
+    arr = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    low = np.minimum(np.minimum(r, g), b)  # element-wise: much faster than a reduction over the channel axis
+    return low.astype(np.int16), (np.maximum(np.maximum(r, g), b) - low).astype(np.int16)
 
 
 def _border(values: np.ndarray, band: int) -> np.ndarray:
@@ -89,7 +92,7 @@ def _peel_shadow(
     shadowish = (low >= backdrop.level - s.shadow_depth) & (chroma <= s.max_chroma)
     for _ in range(s.shadow_peel_px):
         obj = ~background
-        rim = obj & ndi.binary_dilation(background, structure=_EIGHT)
+        rim = obj & grow(background, 1)
         inside = np.where(obj & ~rim, low, np.int16(255))
         darkest_inside = ndi.grey_erosion(inside, size=(7, 7))
         peel = rim & shadowish & (low.astype(np.int32) - darkest_inside >= s.shadow_contrast)
@@ -125,7 +128,7 @@ def studio_alpha(image: Image.Image, backdrop: Backdrop, settings: StudioSetting
         # are large, thick and as bright as the backdrop itself; otherwise they are white parts of the product
         # (a label, a window on a screen, a highlight). Either way they look white on the canvas.
         tight = (low >= backdrop.level - s.opening_tolerance) & (chroma <= s.max_chroma) & obj
-        tight = ndi.binary_opening(tight, structure=_EIGHT, iterations=2)
+        tight = grow(shrink(tight, 2), 2)  # an opening: thin strips (text lines, reflections) drop out
         open_labels, open_count = ndi.label(tight, structure=_EIGHT)
         if open_count:
             sizes = np.bincount(open_labels.ravel(), minlength=open_count + 1)
@@ -142,7 +145,7 @@ def studio_alpha(image: Image.Image, backdrop: Backdrop, settings: StudioSetting
     if s.edge_px > 0 and obj.any():
         # Anti-aliasing along the outline: a pixel halfway between the backdrop and the object's colour is half
         # covered. Only the outline's outer ring gets soft values.
-        ring = background & (ndi.distance_transform_edt(background) <= s.edge_px)
+        ring = background & grow(obj, s.edge_px)
         depth = (backdrop.level - low[ring]).astype(np.float32) / max(1, 2 * s.tolerance)
         alpha[ring] = np.clip(depth * 255, 0, 255).astype(np.uint8)
     return alpha
