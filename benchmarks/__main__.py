@@ -4,7 +4,8 @@ appending it (dated, with the machine) to ``benchmarks/RESULTS.md``.
 1. end to end (real Dagster path vs the compute floor and the sequential original flow);
 2. orchestration overhead (from the Dagster event log of the same end-to-end runs);
 3. selection at scale (1,000,000 products in PostgreSQL: pending query, EXPLAIN, one sensor tick);
-4. memory (peak RSS of the run process of the same end-to-end runs).
+4. memory (peak RSS of the run process of the same end-to-end runs);
+5. picture quality (issue 14: cut-outs against ground truth, the cover gate's precision and recall, its cost).
 
 Quick check: ``python -m benchmarks --products 20 --repeats 1 --selection-products 20000 --no-append``.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_until_idle
 
-BENCHMARKS = ("end_to_end", "overhead", "selection", "memory")
+BENCHMARKS = ("end_to_end", "overhead", "selection", "memory", "picture_quality")
 
 
 def format_table(rows: Sequence[dict[str, str]]) -> str:
@@ -169,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             append=append,
             notes=memory.notes(),
         )
+
+    if "picture_quality" in selected:
+        from benchmarks.picture_quality import run as run_picture_quality
+
+        print("\n[5] picture quality: labelled covers, today's cut-outs vs the new ones, the cover gate", flush=True)
+        run_picture_quality(append=append)
 
     print(f"\nbenchmarks finished in {time.perf_counter() - started:.0f} s", flush=True)
     return 0

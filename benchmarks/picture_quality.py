@@ -80,17 +80,18 @@ def cut_iou(trial: CoverTrial, truth: Image.Image) -> float:
     return float((t & m).sum()) / union if union else 0.0
 
 
-def hazy(trial: CoverTrial, truth: Image.Image, canvas_size: int, fill_ratio: float) -> bool:
-    """Any non-white pixel on the stored cover away from the true object (JPEG ringing stays within the margin)."""
+def hazy(trial: CoverTrial, truth: Image.Image, canvas_size: int, fill_ratio: float) -> int:
+    """Non-white pixels on the stored cover away from the true object (JPEG ringing stays within the margin);
+    -1 when there is no cut-out (the picture's own background is all there)."""
     if trial.cutout is None or trial.object_box is None:
-        return True
+        return -1
     canvas = np.asarray(Image.open(io.BytesIO(trial.image.jpeg)).convert("RGB"))
     on_canvas = place_mask(
         truth.resize(trial.work_size, Image.Resampling.BILINEAR), trial.object_box, canvas_size, fill_ratio
     )
     near = ndi.binary_dilation(np.asarray(on_canvas) > 0, iterations=max(1, round(EDGE_TOLERANCE * canvas_size)))
     outside = canvas[~near]
-    return bool((outside.min(axis=1) < WHITE_LEVEL).any())
+    return int((outside.min(axis=1) < WHITE_LEVEL).sum())
 
 
 def defect_visible(picture: lp.LabelledPicture, trial: CoverTrial) -> bool:
@@ -165,6 +166,7 @@ class Figures:
     hazy_today: dict[str, list[bool]] = field(default_factory=dict)
     hazy_new: dict[str, list[bool]] = field(default_factory=dict)
     methods: dict[str, int] = field(default_factory=dict)
+    hazy_names: list[str] = field(default_factory=list)  # new covers with non-white pixels away from the object
     judged: list[Judged] = field(default_factory=list)
     trial_seconds: list[float] = field(default_factory=list)
 
@@ -204,8 +206,12 @@ def measure(progress: Callable[[str], None], *, quick: bool) -> Figures:
         iou_old, iou_new = cut_iou(old_trial, picture.truth), cut_iou(new_trial, picture.truth)
         figures.iou_today.setdefault(picture.kind, []).append((iou_old, picture.name))
         figures.iou_new.setdefault(picture.kind, []).append((iou_new, picture.name))
-        figures.hazy_today.setdefault(picture.kind, []).append(hazy(old_trial, picture.truth, canvas, fill))
-        figures.hazy_new.setdefault(picture.kind, []).append(hazy(new_trial, picture.truth, canvas, fill))
+        haze_old = hazy(old_trial, picture.truth, canvas, fill)
+        haze_new = hazy(new_trial, picture.truth, canvas, fill)
+        figures.hazy_today.setdefault(picture.kind, []).append(haze_old != 0)
+        figures.hazy_new.setdefault(picture.kind, []).append(haze_new != 0)
+        if haze_new:
+            figures.hazy_names.append(f"{picture.name} ({haze_new} px)" if haze_new > 0 else f"{picture.name} (no cut)")
         method = new_trial.image.background_method or "none"
         figures.methods[method] = figures.methods.get(method, 0) + 1
         poor = iou_new < GOOD_IOU
@@ -420,7 +426,8 @@ def run(*, append: bool, quick: bool = False) -> dict[str, float]:
             "compositor's true mask. Haze-free: no pixel under 250 in any channel on the stored 1200² JPEG farther "
             "than 1.5 % of the side from the true object (JPEG ringing stays closer); a cover without a cut-out "
             "counts as hazy. Today = u2netp's raw mask composited as is, the model on every picture; new = studio "
-            f"flood fill on white backdrops, u2netp elsewhere, mask clean-up. Methods used by the new path: {methods}."
+            f"flood fill on white backdrops, u2netp elsewhere, mask clean-up. Methods used by the new path: {methods}. "
+            f"New covers with non-white pixels away from the object: {', '.join(figures.hazy_names) or 'none'}."
         ),
     )
     rows, gate = gate_rows(figures)
@@ -443,8 +450,9 @@ def run(*, append: bool, quick: bool = False) -> dict[str, float]:
         append=append,
         notes=(
             "Medians over samples taken after waiting for other processes to go quiet (the bracket says how many "
-            "were quiet). Text detection runs only on cover candidates that passed the cheaper rules; recognition "
-            "only on the lines found. A whole cover trial (decode, shrink, cut-out, clean-up, canvas, JPEG, gate) "
+            "were quiet). Text detection runs on cover candidates with a cut-out (at most `cover_attempts` model "
+            "runs per product, plus studio candidates); recognition only on the text-shaped lines found. A whole "
+            "cover trial (decode, shrink, cut-out, clean-up, canvas, JPEG, gate) "
             f"took {trial_ms:.0f} ms in the median during the quality run above (not quiet-gated)."
         ),
     )

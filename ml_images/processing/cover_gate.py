@@ -5,17 +5,19 @@ the frame, no seller logos, text, watermarks or badges. The gate judges a finish
 would be stored, the cut-out it came from and the text on it — and returns every rule it fails with the values
 measured:
 
-* ``cover_not_white``: the outer band of the canvas is not pure white, or pixels away from the object are not
-  (haze, ghosts, halos);
+* ``cover_not_white``: the border band is not pure white — the canvas's, and for a picture that keeps its own
+  background the photo's own band (the canvas margin around it is always white) —, or pixels away from the
+  object are not (haze, ghosts, halos);
 * ``cover_truncated``: the object runs into an edge of the source photo (it is cut off);
 * ``cover_multiple_objects``: a second separate part at least ``max_second_object_ratio`` of the largest;
 * ``cover_mask``: the cut-out is implausible — the model was unsure about a sizeable region (the part it dropped
   is left as a faint ghost: the monitor whose bezel and stand were lost), it kept only a thin or fragmented part,
   or it emptied most of the object's box;
-* ``cover_text``: text, a logo or a watermark — text on the background or across the object's outline (banners,
-  badges, seller logos), the same text or slant repeated across the picture (a watermark), or text covering more
-  than a small share of it. Text lying on the product itself (a brand on the bezel, the keys of a keyboard, a
-  label on a box) is allowed;
+* ``cover_text``: text, a logo or a watermark — text off the product's largest part or across its outline, text
+  printed on a saturated patch that runs out over the outline (a badge or banner the cut-out kept with the
+  product), the same text or slant repeated across the picture (a watermark), or text covering more than a small
+  share of it. Text lying on the product itself (a brand on the bezel, the keys of a keyboard, a label on a box)
+  is allowed;
 * ``wrong_product``: the picture's readable model number names another model of the same brand.
 
 Text is read (the costly part, ~100 ms) on every candidate with a cut-out, so that every failed rule is reported;
