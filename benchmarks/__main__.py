@@ -7,6 +7,7 @@ appending it (dated, with the machine) to ``benchmarks/RESULTS.md``.
 4. memory (peak RSS of the run process of the same end-to-end runs);
 5. memory near the pixel cap (issue 10: peak RSS of the run process when every candidate is a lossless WebP,
    an RGBA PNG or a JPEG just under its format's decode cap; ``decode_memory.py``).
+6. picture quality (issue 14: cut-outs against ground truth, the cover gate's precision and recall, its cost).
 
 Quick check: ``python -m benchmarks --products 20 --repeats 1 --selection-products 20000 --no-append``.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 
 from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_until_idle
 
-BENCHMARKS = ("end_to_end", "overhead", "selection", "memory", "decode_memory")
+BENCHMARKS = ("end_to_end", "overhead", "selection", "memory", "decode_memory", "picture_quality")
 
 
 def format_table(rows: Sequence[dict[str, str]]) -> str:
@@ -196,6 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefer_postgres=not args.sqlite,
         )
         emit(large.title(), large.rows(), append=append, notes=large.notes())
+
+    if "picture_quality" in selected:
+        from benchmarks.picture_quality import run as run_picture_quality
+
+        print("\n[6] picture quality: labelled covers, today's cut-outs vs the new ones, the cover gate", flush=True)
+        run_picture_quality(append=append)
 
     print(f"\nbenchmarks finished in {time.perf_counter() - started:.0f} s", flush=True)
     return 0

@@ -72,6 +72,13 @@ _SCENES: dict[Scene, _Look] = {
 
 def render_shot(look: ProductLook, shot: Shot) -> Image.Image:
     """One RGB photograph of the product in the scene, deterministic for ``(look, shot)``."""
+    return render_shot_with_mask(look, shot)[0]
+
+
+def render_shot_with_mask(look: ProductLook, shot: Shot) -> tuple[Image.Image, Image.Image]:
+    """The photograph and the true object mask beside it (mode ``L``, the product's rendered coverage: 255 on the
+    product, 0 on the set, anti-aliased along the outline). The mask excludes the shadow and the props, which are
+    background for a cut-out; benchmarks measure cut-outs against it."""
     rng = np.random.default_rng(shot.seed)
     model = build(look, rng)
     style = _SCENES[shot.scene]
@@ -87,7 +94,7 @@ def render_shot(look: ProductLook, shot: Shot) -> Image.Image:
     product = render_quads(model.quads, camera, style.light, supersample=2)
     photo.alpha_composite(_contact_darkening(product))
     photo.alpha_composite(product)
-    return _grade(photo.convert("RGB"), style, rng)
+    return _grade(photo.convert("RGB"), style, rng), product.getchannel("A")
 
 
 def _frame(model: Model, shot: Shot) -> Camera:

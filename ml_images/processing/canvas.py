@@ -57,10 +57,12 @@ def compose(
     fill_ratio: float,
     alpha: Image.Image | None = None,
     alpha_crop: Box | None = None,
+    alpha_cutoff: int = 0,
 ) -> Image.Image:
     """Crop ``image`` to ``crop`` (float box, image coordinates), scale it to fill ``fill_ratio`` of the side, and
     centre it on a white RGB square. With ``alpha`` (any size; ``alpha_crop`` is the same region in its
-    coordinates) the object is blended onto the white through that mask."""
+    coordinates) the object is blended onto the white through that mask; ``alpha_cutoff`` > 0 sets the scaled
+    mask's values under it to 0 and above 255 - it to 255 (the faint ringing of an enlarged mask is no grey)."""
     x0, y0, x1, y1 = crop
     target = fit_size(x1 - x0, y1 - y0, object_box_side(canvas_size, fill_ratio))
     reducing_gap = 3.0 if target[0] < (x1 - x0) else None
@@ -69,6 +71,8 @@ def compose(
     if alpha is not None:
         a_box = alpha_crop if alpha_crop is not None else crop
         mask = alpha.resize(target, _resample(a_box[2] - a_box[0], target[0]), box=a_box)
+        if alpha_cutoff > 0:
+            mask = mask.point([0 if v < alpha_cutoff else 255 if v > 255 - alpha_cutoff else v for v in range(256)])
     canvas = Image.new("RGB", (canvas_size, canvas_size), WHITE)
     offset = ((canvas_size - target[0]) // 2, (canvas_size - target[1]) // 2)
     canvas.paste(scaled, offset, mask)

@@ -17,6 +17,7 @@ from ml_images.errors import SearchQuotaError, StorageUnavailableError
 from ml_images.pipeline.product_pipeline import BatchConcurrency
 from ml_images.pipeline.reports import ProductStatus
 from ml_images.processing.processor import ImageProcessorService
+from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.results import ProcessingOutcome
 from ml_images.storage.local import LocalImageStore
 from ml_images.storage.s3 import S3ImageStore
@@ -60,10 +61,12 @@ class _TimedProcessor(ImageProcessorService):
         self.seconds: list[float] = []
         self._lock = threading.Lock()
 
-    def process_product(self, downloads: Sequence[DownloadedImage], max_images: int = 5) -> ProcessingOutcome:
+    def process_product(
+        self, downloads: Sequence[DownloadedImage], max_images: int = 5, *, product: ProductIdentity | None = None
+    ) -> ProcessingOutcome:
         start = time.perf_counter()
         try:
-            return super().process_product(downloads, max_images)
+            return super().process_product(downloads, max_images, product=product)
         finally:
             with self._lock:
                 self.seconds.append(time.perf_counter() - start)

@@ -143,14 +143,20 @@ def test_product_main_picture_is_the_first_survivor_and_order_is_kept(remover):
 
 def test_a_main_picture_refused_after_removal_passes_the_role_on(remover):
     # With mask_min 0.9 every cut-out is rejected and the original is judged: the dark one is refused, and the
-    # next candidate gets the removal attempt (and is the main picture).
+    # next candidate gets the removal attempt. Its original keeps its beige backdrop, which no cover may show:
+    # under the lenient policy it is kept as the main picture and the product is flagged.
     dark = product_photo(600, 600, seed=7, background=(10, 10, 10), object_color=(230, 230, 60))
     light = product_photo(600, 600, seed=8, background=(210, 200, 190))
-    svc = service(remover, mask_min_fraction=0.9)
+    svc = service(remover, mask_min_fraction=0.9, cover_policy="lenient")
     outcome = svc.process_product([downloaded(encode(dark), 0), downloaded(encode(light), 1)])
     assert [r.reason for r in outcome.refusals] == ["dark_background"]
     assert len(outcome.images) == 1
     assert outcome.images[0].removal_rejected
+    assert outcome.cover_status == "no_compliant_cover"
+    assert outcome.cover_flagged
+    assert outcome.images[0].cover_compliant is False
+    assert outcome.model_runs == 2
+    assert [a.failed_codes for a in outcome.cover_attempts] == [("dark_background",), ("cover_not_white",)]
 
 
 def test_duplicates_exact_and_perceptual_are_refused(remover):
@@ -174,10 +180,19 @@ def test_duplicates_exact_and_perceptual_are_refused(remover):
 
 def test_max_images_and_no_remover_means_no_removal():
     downloads = [downloaded(encode(product_photo(600, 600, seed=30 + i)), i) for i in range(4)]
-    outcome = ImageProcessorService(None, canvas_size=CANVAS).process_product(downloads, max_images=2)
+    lenient = ImageProcessorService(None, canvas_size=CANVAS, cover_policy="lenient")
+    outcome = lenient.process_product(downloads, max_images=2)
     assert len(outcome.images) == 2
     assert not any(img.background_removed for img in outcome.images)
     assert outcome.refusals == []
+    # Without a remover no textured photo can become a white-background cover: flagged, not silently accepted.
+    assert outcome.cover_status == "no_compliant_cover"
+    assert outcome.cover_flagged
+    assert outcome.model_runs == 0
+    strict = ImageProcessorService(None, canvas_size=CANVAS).process_product(downloads, max_images=2)
+    assert strict.images == []
+    assert strict.cover_status == "no_compliant_cover"
+    assert {r.reason for r in strict.refusals} == {"cover_not_white"}
     with pytest.raises(ValueError, match="BackgroundRemover"):
         ImageProcessorService(None).process_one(downloads[0], remove_background=True)
 
@@ -230,7 +245,13 @@ class _BrokenInference(BackgroundRemover):
 
 def test_an_inference_failure_keeps_the_normalised_original():
     photo = product_photo(600, 600, seed=61, background=(200, 190, 170))
-    outcome = service(_BrokenInference()).process_product([downloaded(encode(photo))])
+    outcome = service(_BrokenInference(), cover_policy="lenient").process_product([downloaded(encode(photo))])
     assert len(outcome.images) == 1
     assert outcome.images[0].removal_rejected
     assert not outcome.images[0].background_removed
+    assert outcome.cover_flagged  # its own backdrop is no cover
+    # Under the strict policy (the default) the same product keeps nothing and says why.
+    strict = service(_BrokenInference()).process_product([downloaded(encode(photo))])
+    assert strict.images == []
+    assert strict.reason_code == "no_compliant_cover"
+    assert strict.failed_checks == ["cover_not_white"]
