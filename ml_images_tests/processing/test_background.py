@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -196,17 +197,28 @@ def test_models_that_cannot_serve_the_pipeline_are_configuration_errors(name):
         BackgroundRemover(name).ensure_available()
 
 
+# Forked in a fresh interpreter with no other thread: forking the test process itself (moto's server thread, the
+# heartbeat and download pools of earlier tests) can leave a lock held in the child and hang it.
+_FORK_PROBE = """
+import os
+from ml_images.processing.background import get_shared_remover
+
+parent = get_shared_remover("u2netp")
+parent.load()
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:  # child: only look, then leave without running any cleanup
+    child = get_shared_remover("u2netp")
+    os.write(write_end, b"fresh" if child is not parent and not child.loaded else b"inherited")
+    os._exit(0)
+os.close(write_end)
+answer = os.read(read_end, 16)
+os.waitpid(pid, 0)
+print(answer.decode(), get_shared_remover("u2netp") is parent and parent.loaded)
+"""
+
+
 def test_a_forked_child_does_not_inherit_the_shared_session():
-    parent = get_shared_remover("u2netp")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: only look, then leave without running any cleanup
-        child = get_shared_remover("u2netp")
-        os.write(write_end, b"fresh" if child is not parent and not child.loaded else b"inherited")
-        os._exit(0)
-    os.close(write_end)
-    answer = os.read(read_end, 16)
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    assert answer == b"fresh"
-    assert get_shared_remover("u2netp") is parent
+    done = subprocess.run([sys.executable, "-c", _FORK_PROBE], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["fresh", "True"]
