@@ -16,7 +16,8 @@ with a short explanation, so the attempt record and the asset metadata say why a
 * ``rank`` — the engine's position, one point per place (capped), so it decides among otherwise equal candidates;
 * ``words`` — the result's title or page URL names the product's model, SKU or GTIN (ahead), or names another
   model of the same family (behind), judged by ``ml_images.processing.product_match`` exactly as words read on a
-  picture are.
+  picture are. Model-number-like words of the product's own description and specs (its processor, "i5-1135G7")
+  are left out first: a shop's title listing the product's parts does not name another model.
 
 Deterministic: the same candidates give the same order; equal totals keep the engine's order (rank, then input
 position).
