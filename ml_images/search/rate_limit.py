@@ -182,7 +182,8 @@ def shared_bucket(
 
     Every service, resource and thread that talks to the same provider endpoint gets the same bucket, so the
     limit holds for the process whatever builds the search service. A different ``rate`` for an existing bucket
-    replaces its rate (the latest configuration wins; there is one limit per endpoint, never two side by side).
+    replaces its rate (the latest configuration wins; there is one limit per endpoint, never two side by side);
+    ``headroom`` and ``max_pause`` are those of the bucket's creation.
     """
     key = (provider.strip().lower(), endpoint_key(endpoint))
     with _REGISTRY_LOCK:

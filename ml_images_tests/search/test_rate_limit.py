@@ -181,7 +181,7 @@ def test_a_retry_after_beyond_the_cap_pauses_only_up_to_the_cap(recording_server
     midnight = (429, {"Retry-After": "3600"}, json.dumps(BRAVE_RATE_LIMITED))
     server = recording_server(lambda n: midnight if n == 0 else OK)
     brave = brave_at(server)
-    provider = RateLimitedProvider(brave, shared_bucket(brave.name, server.endpoint, 5.0, max_pause=1.0))
+    provider = RateLimitedProvider(brave, TokenBucket(5.0, max_pause=1.0))
 
     with pytest.raises(RetryableSearchError):
         provider.fetch_page("notebook", 0, 20)
@@ -195,7 +195,7 @@ def test_a_retry_after_beyond_the_cap_pauses_only_up_to_the_cap(recording_server
 def test_waiting_is_bounded_when_asked(recording_server) -> None:
     server = recording_server(lambda n: OK)
     brave = brave_at(server)
-    bucket = shared_bucket(brave.name, server.endpoint, 1.0)
+    bucket = TokenBucket(1.0)  # not the shared one: its pause must not outlive this test
     provider = RateLimitedProvider(brave, bucket, max_wait=0.3)
     assert bucket.pause(30) == 30
 
