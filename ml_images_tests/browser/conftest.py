@@ -28,9 +28,9 @@ __all__ = ["browser", "chromium_installed", "dagster_ui", "web"]
 StartDagsterUI = Callable[..., DagsterUI]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def chromium_installed() -> None:
-    """Checked before anything costly: every test of this folder needs the browser."""
+    """Checked before anything costly (session scope: before module fixtures too); every test here needs it."""
     missing = missing_parts()
     if not missing:
         return

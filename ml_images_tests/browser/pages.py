@@ -13,7 +13,8 @@ _PARTITION_ROWS_JS = """
 return Array.from(document.querySelectorAll('[class*="assetListRow"]')).map(row => {
   const title = row.querySelector('[title]');
   const dot = Array.from(row.querySelectorAll('div')).find(d => (d.style.borderRadius || '') === '100%');
-  return {key: title ? title.getAttribute('title') : row.innerText.trim(), dot: dot ? dot.style.background : ''};
+  const colour = dot ? (dot.style.background || dot.style.backgroundColor) : '';
+  return {key: title ? title.getAttribute('title') : row.innerText.trim(), dot: colour};
 });
 """
 
@@ -23,21 +24,28 @@ return Array.from(document.querySelectorAll('tr')).map(tr => Array.from(tr.cells
   .filter(cells => cells.length >= 2).map(cells => [cells[0], cells[1]]);
 """
 
-STATUS_COLOURS = {"green": "materialized", "red": "failed", "gray": "missing", "blue": "in progress"}
+# Asset partitions: green materialised, red failed, gray missing, blue materialising. In a partitioned check's
+# own Partitions view the same colours mean passed, failed (or execution failed), missing.
+ASSET_STATUS = {"green": "materialized", "red": "failed", "gray": "missing", "blue": "materializing"}
+COLOURS = (*ASSET_STATUS, "yellow")  # yellow: a check skipped for that partition
 
 
 @dataclass(frozen=True)
 class PartitionRow:
     key: str
-    status: str  # from the dot's colour: materialized, failed, missing, in progress (or the raw colour)
+    colour: str  # the dot's colour, one of COLOURS (or the raw CSS value when none of these)
+
+    @property
+    def status(self) -> str:
+        return ASSET_STATUS.get(self.colour, self.colour)
 
 
 def partition_rows(browser: Browser) -> list[PartitionRow]:
     rows = []
     for row in browser.run(_PARTITION_ROWS_JS):
-        colour = str(row["dot"])
-        status = next((s for c, s in STATUS_COLOURS.items() if f"--color-accent-{c}" in colour), colour)
-        rows.append(PartitionRow(key=str(row["key"]), status=status))
+        css = str(row["dot"])
+        colour = next((c for c in COLOURS if f"--color-accent-{c}" in css), css)
+        rows.append(PartitionRow(key=str(row["key"]), colour=colour))
     return rows
 
 

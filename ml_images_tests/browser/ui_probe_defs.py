@@ -10,6 +10,8 @@ these assets belongs to the project. Partition keys name what happens to them:
   ``stored_images_are_valid``), failing when a run covers ``check_failed``.
 * ``logged_products``: ``output_required=False``; it logs ``AssetMaterialization`` events for
   ``logged`` and returns no output, so ``not_logged`` in the same run gets no event.
+* ``batched_products``: both partitions in one run (a range, as ``product_images`` batches products), with a
+  partitioned check that fails: one result for the whole range, which no single partition carries.
 """
 
 import base64
@@ -18,10 +20,13 @@ from pathlib import Path
 
 import dagster as dg
 
-PARTITIONS = dg.DynamicPartitionsDefinition(name="probe_products")
-LOGGED_PARTITIONS = dg.DynamicPartitionsDefinition(name="probe_logged")
+PARTITIONS_NAME, LOGGED_PARTITIONS_NAME, BATCHED_PARTITIONS_NAME = "probe_products", "probe_logged", "probe_batched"
+PARTITIONS = dg.DynamicPartitionsDefinition(name=PARTITIONS_NAME)
+LOGGED_PARTITIONS = dg.DynamicPartitionsDefinition(name=LOGGED_PARTITIONS_NAME)
+BATCHED_PARTITIONS = dg.DynamicPartitionsDefinition(name=BATCHED_PARTITIONS_NAME)
 PROBE_KEYS = ("stored", "step_failed", "check_failed", "never")
 LOGGED_KEYS = ("logged", "not_logged")
+BATCHED_KEYS = ("batched_a", "batched_b")
 
 
 class PictureConfig(dg.Config):
@@ -87,7 +92,17 @@ def logged_products(context: dg.AssetExecutionContext) -> Iterator[dg.Output[Non
     yield  # a generator that yields no output: the asset's output is not required
 
 
+@dg.asset(partitions_def=BATCHED_PARTITIONS, group_name="probe", backfill_policy=dg.BackfillPolicy.single_run())
+def batched_products(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"products": dg.MetadataValue.int(len(context.partition_keys))})
+
+
+@dg.asset_check(asset=batched_products, partitions_def=BATCHED_PARTITIONS)
+def batched_products_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, metadata={"partitions": ", ".join(context.partition_keys)})
+
+
 defs = dg.Definitions(
-    assets=[probe_products, logged_products],
-    asset_checks=[probe_products_check, probe_products_batch_check],
+    assets=[probe_products, logged_products, batched_products],
+    asset_checks=[probe_products_check, probe_products_batch_check, batched_products_check],
 )
