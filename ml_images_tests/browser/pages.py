@@ -1,5 +1,6 @@
 """Reading Dagster 1.13 pages: the partition list, the metadata table, the pictures. Selectors lean on what the
-UI shows (titles, text, inline status colours), not on its hashed CSS class names, which change between builds."""
+UI shows (titles, text, inline status colours) and at most on the readable part of a CSS-module class name
+(``assetListRow``), never on its hash suffix, which changes between builds."""
 
 from __future__ import annotations
 
