@@ -520,7 +520,7 @@ class ImageRecorder:
 def _insert_details(session: Session, product_id: int, records: Sequence[ImageRecord], now: datetime) -> None:
     """One ``ml_images_image`` row per new ``product_image`` row (the old ones went with their images)."""
     query = sa.select(ProductImage.order, ProductImage.id).where(ProductImage.product_id == product_id)
-    ids = dict(iter(session.execute(query).tuples()))  # iter: a Result has keys(), dict() would index it
+    ids: dict[int, int] = {row[0]: row[1] for row in session.execute(query)}
     rows = []
     for record in records:
         detail = record.detail
