@@ -10,6 +10,7 @@ positions, and a key with no registered neighbour in the batch gets a run of its
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
@@ -85,6 +86,23 @@ def plan_batches(candidates: Sequence[str], registered: Sequence[str], batch_siz
     for start in range(0, len(new), batch_size):
         batches.append(PartitionBatch(tuple(new[start : start + batch_size])))
     return batches
+
+
+def plan_sensor_batches(
+    candidates: Sequence[str], existing: AbstractSet[str], recent: Sequence[str], batch_size: int
+) -> list[PartitionBatch]:
+    """Like ``plan_batches`` without reading every registered key: ``existing`` says which candidates are
+    registered, ``recent`` is the tail of the registration order (the last keys added).
+
+    New keys become consecutive ranges once added; registered keys found in ``recent`` are batched by their
+    positions there; a registered key older than the window gets a run of its own (its neighbours are unknown).
+    """
+    unique = list(dict.fromkeys(candidates))
+    window = set(recent)
+    known = [k for k in unique if k in existing and k in window]
+    new = [k for k in unique if k not in existing]
+    older = [k for k in unique if k in existing and k not in window]
+    return plan_batches(known + new, recent, batch_size) + [PartitionBatch((k,)) for k in older]
 
 
 def _positions(registered: Sequence[str], wanted: Iterable[str]) -> Mapping[str, int]:

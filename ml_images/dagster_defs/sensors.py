@@ -7,12 +7,14 @@ Each tick (running by default, every ``minimum_interval_seconds``):
 2. asks the catalog for pending products (eligible, no images, not in cooldown, not claimed by a run), oldest
    first, at most ``max_products_per_tick`` and leaving out those requested by recent ticks (the cursor);
 3. registers the new ones as partitions and requests runs of at most ``batch_size`` products, each a partition
-   range consecutive in the partition order (see ``partitions.plan_batches``).
+   range consecutive in the partition order (see ``partitions.plan_sensor_batches``).
 
-The work per tick is bounded (one indexed query with a LIMIT, one read of the partition keys, one run count),
-whatever the size of the catalog. ``run_key`` is the tick's sequence number plus a digest of the batch, so a
-retried tick does not launch twice, while the same product can be requested again later (``run_key`` = product
-id would block re-processing forever).
+The work per tick is bounded whatever the size of the catalog and the number of registered partitions: one indexed
+query with a LIMIT, one look-up of which candidates are registered, one read of the last
+``RECENT_KEYS_PER_CANDIDATE × max_products_per_tick`` registered keys (never every key), one run count.
+
+``run_key`` is the tick's sequence number plus a digest of the batch, so a retried tick does not launch twice,
+while the same product can be requested again later (``run_key`` = product id would block re-processing forever).
 """
 
 import hashlib
@@ -31,13 +33,16 @@ from dagster import (
 
 from ml_images.dagster_defs.config import SensorSettings
 from ml_images.dagster_defs.jobs import PRODUCT_IMAGES_JOB, product_images_job
-from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches, products_partitions, unregistered
+from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_sensor_batches, products_partitions
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
 from ml_images.dagster_defs.run_holders import fail_dead_runs
 from ml_images.dagster_defs.sensor_cursor import SensorCursor
 from ml_images.dagster_defs.services import build_selection
 
 SENSOR_NAME = "new_eligible_products_sensor"
+#: How far back the registration order is read to batch already-registered products by position (products retried
+#: after a transient fault were registered recently); an older one gets a run of its own.
+RECENT_KEYS_PER_CANDIDATE = 4
 ACTIVE_RUN_STATUSES = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -88,11 +93,16 @@ def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -
         if not candidates:
             return SensorResult(skip_reason="no eligible product needs images", cursor=cursor.dump())
 
-        registered = context.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME)
-        batches = plan_batches([str(pid) for pid in candidates], registered, limits.batch_size)[:free_runs]
+        keys = [str(pid) for pid in candidates]
+        instance = context.instance
+        existing = instance.get_existing_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, keys)
+        window = RECENT_KEYS_PER_CANDIDATE * limits.max_products_per_tick
+        tail = instance.get_paginated_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, limit=window, ascending=False)
+        recent = list(reversed(tail.results))
+        batches = plan_sensor_batches(keys, existing, recent, limits.batch_size)[:free_runs]
         requested_keys = [key for batch in batches for key in batch.keys]
         # Registered in batch order, so each batch of new keys is a consecutive range once added.
-        new_keys = unregistered(requested_keys, registered)
+        new_keys = [key for key in requested_keys if key not in existing]
 
         run_requests = [
             RunRequest(run_key=_run_key(cursor.tick, batch.keys), tags=batch.run_tags()) for batch in batches

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 
+import pytest
 from dagster import (
     AddDynamicPartitionsRequest,
     DagsterInstance,
@@ -204,18 +204,40 @@ def test_a_requested_range_is_exactly_the_batch_inside_the_run(
     assert seen == [sorted([str(ids[0]), str(ids[1])]), [str(ids[2])]]
 
 
-def test_a_tick_is_fast_with_many_registered_partitions(sqlite_catalog: Catalog, instance: DagsterInstance):
+def test_a_tick_never_reads_every_registered_key(
+    sqlite_catalog: Catalog, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
     for i in range(30):
         sqlite_catalog.add_product(f"ZX67{i:02d}")
     instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, [f"9{i:06d}" for i in range(20_000)])
     sensor = build_new_eligible_products_sensor(SensorSettings())
 
-    start = time.perf_counter()
-    result = _tick(sensor, instance, sqlite_catalog)
-    elapsed = time.perf_counter() - start
+    def every_key(*_: object, **__: object) -> None:
+        raise AssertionError("the sensor read every registered partition key")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(instance), "get_dynamic_partitions", every_key)
+        result = _tick(sensor, instance, sqlite_catalog)
 
     assert sum(len(b) for b in _batches_after_apply(instance, result)) == 30
-    assert elapsed < 10.0, elapsed
+
+
+def test_a_registered_product_older_than_the_window_gets_a_run_of_its_own(
+    sqlite_catalog: Catalog, instance: DagsterInstance
+):
+    old = [sqlite_catalog.add_product(f"ZX68{i:02d}") for i in range(2)]
+    recent = [sqlite_catalog.add_product(f"ZX69{i:02d}") for i in range(2)]
+    limits = SensorSettings(batch_size=25, max_products_per_tick=5)  # reads back the last 4 × 5 keys
+    instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, [str(old[0]), str(old[1])])
+    instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, [f"8{i:05d}" for i in range(100)])
+    instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, [str(recent[0]), str(recent[1])])
+
+    result = _tick(build_new_eligible_products_sensor(limits), instance, sqlite_catalog)
+
+    _apply(instance, result)
+    assert not _adds(result)  # nothing new to register
+    # The recent ones are consecutive in the window: one range; the old ones' neighbours are unknown: one run each.
+    assert _batches(instance, result) == [[str(recent[0]), str(recent[1])], [str(old[0])], [str(old[1])]]
 
 
 def _batches_after_apply(instance: DagsterInstance, result: SensorResult) -> list[list[str]]:
