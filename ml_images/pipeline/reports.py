@@ -19,6 +19,15 @@ class ProductStatus(enum.StrEnum):
     FAILED = "failed"  # infrastructure fault, batch aborted or interrupted; the product stays pending
 
 
+def source_label(source_kind: str | None, provider: str | None, provider_rank: int | None) -> str:
+    """``distributor`` or ``search brave #3`` (the provider's rank): a short label for summaries and contact
+    sheets."""
+    if source_kind == "search":
+        rank = f" #{provider_rank}" if provider_rank is not None else ""
+        return f"search {provider or '?'}{rank}"
+    return source_kind or "unknown"
+
+
 @dataclass(frozen=True)
 class StoredImage:
     order: int
@@ -39,10 +48,7 @@ class StoredImage:
     @property
     def source_label(self) -> str:
         """``distributor`` or ``search brave #3``: a short label for summaries and contact sheets."""
-        if self.source_kind == "search":
-            rank = f" #{self.provider_rank}" if self.provider_rank is not None else ""
-            return f"search {self.provider or '?'}{rank}".strip()
-        return self.source_kind or "unknown"
+        return source_label(self.source_kind, self.provider, self.provider_rank)
 
 
 @dataclass(frozen=True)
