@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from ml_images.catalog.models import ImageDetail, ProductMaster
+from ml_images.dagster_defs.metadata import product_metadata
 from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.product_pipeline import BatchConcurrency
 from ml_images.pipeline.reports import ProductStatus
@@ -84,6 +85,15 @@ def test_distributor_photo_is_candidate_zero_rewritten_and_recorded(
     assert report.images[0].source_label == "distributor"
     assert report.images[1].source_label.startswith("search brave #")
     assert report.search_plan == "fill_after_distributor_photo"
+    # ... and the product's Dagster metadata shows them.
+    metadata = {k: getattr(v, "value", v) for k, v in product_metadata(report).items()}
+    assert metadata["image_sources"][0] == "#0 distributor"
+    assert metadata["ranked_candidates"][0]["parts"]["source_kind"] == 100
+    assert (metadata["search_provider"], metadata["search_calls_by_provider"], metadata["downloads"]) == (
+        "brave",
+        {"brave": 1},
+        3,
+    )
 
 
 def test_never_mode_makes_no_search_call(sqlite_catalog: Catalog, web: ImageWeb, remover, image_root):
