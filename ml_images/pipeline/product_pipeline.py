@@ -1,8 +1,10 @@
 """One product end to end, and batches of products whose network and CPU work overlap.
 
-Per product: claim → still needs images? → query → search → download → process → upload → commit → delete the
-objects the commit made unreferenced. The claim (a database row, see ``ImageRecorder``) is what stops two
-overlapping runs from both writing a product, whatever the orchestrator does.
+Per product: claim → still needs images? → query → candidates (the distributor photo, a search as
+``ML_IMAGES_SEARCH_MODE`` says) → rank → download → process → upload → commit → delete the objects the commit made
+unreferenced. The candidates are handed to processing in ranked order (``ml_images.search.ranking``), and each
+stored picture records where it came from (``Provenance``). The claim (a database row, see ``ImageRecorder``) is
+what stops two overlapping runs from both writing a product, whatever the orchestrator does.
 
 Failure policy:
 
