@@ -333,6 +333,9 @@ def pipeline_environment(
             "ML_IMAGES_SEARCH_ENDPOINT": search_endpoint,
             "ML_IMAGES_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
             "IMAGE_SEARCH_COUNT": "5",
+            # Brave's paid plans allow 50 requests/s; the free plan's 1/s (the default) would measure the plan,
+            # not the pipeline.
+            "ML_IMAGES_SEARCH_RATE_LIMIT": "50",
             "PYTHONUNBUFFERED": "1",
             **s3_env,
         }

@@ -19,6 +19,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
+from ml_images.search.distributor import SEARCH_MODE_ENV_VAR, URL_REWRITES_ENV_VAR, SearchMode, UrlRewrites
+from ml_images.search.rate_limit import RATE_LIMIT_ENV_VAR, parse_rate_limit
 
 SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
 # S3 canned ACLs; objects are private (no ACL sent) unless ML_IMAGES_S3_ACL names one of these.
@@ -156,6 +158,16 @@ class Settings:
     unreachable_attempts: int = 3
     claim_lease_seconds: float = 60.0
     claim_heartbeat_seconds: float = 15.0
+    distributor_url_rewrites: UrlRewrites = field(default_factory=UrlRewrites)
+    search_mode: SearchMode = SearchMode.FILL
+    search_rate_limit: float | None = None  # requests per second; None: the provider's default (DEFAULT_RATES)
+    search_fallback: str | None = None
+    search_fallback_endpoint: str | None = None
+
+    def rate_limit_for(self, provider: str) -> float:
+        """``ML_IMAGES_SEARCH_RATE_LIMIT`` when set (it applies to each provider in use), else the provider's
+        documented default."""
+        return self.search_rate_limit if self.search_rate_limit is not None else parse_rate_limit(None, provider)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +188,13 @@ class Settings:
                 f"ML_IMAGES_CLAIM_HEARTBEAT_SECONDS ({heartbeat:g}) must be at most half of "
                 f"ML_IMAGES_CLAIM_LEASE_SECONDS ({lease:g}), or live claims would be taken over"
             )
+        fallback = _get(env, "ML_IMAGES_SEARCH_FALLBACK")
+        fallback = fallback.lower() if fallback else None
+        if fallback is not None and fallback not in SEARCH_PROVIDERS:
+            raise ConfigurationError(
+                f"ML_IMAGES_SEARCH_FALLBACK must be one of {', '.join(SEARCH_PROVIDERS)}, got {fallback!r}"
+            )
+        rate_raw = _get(env, RATE_LIMIT_ENV_VAR)
         database_url = _get(env, "ML_IMAGES_DATABASE_URL")
         rules = _get(env, RULES_ENV_VAR)
         parse_publication_rules(rules)  # a malformed value stops every command at once, naming the variable
@@ -207,4 +226,9 @@ class Settings:
             unreachable_attempts=_integer(env, "ML_IMAGES_UNREACHABLE_ATTEMPTS", 3),
             claim_lease_seconds=lease,
             claim_heartbeat_seconds=heartbeat,
+            distributor_url_rewrites=UrlRewrites.parse(_get(env, URL_REWRITES_ENV_VAR)),
+            search_mode=SearchMode.parse(_get(env, SEARCH_MODE_ENV_VAR)),
+            search_rate_limit=parse_rate_limit(rate_raw, provider) if rate_raw is not None else None,
+            search_fallback=fallback,
+            search_fallback_endpoint=_get(env, "ML_IMAGES_SEARCH_FALLBACK_ENDPOINT"),
         )

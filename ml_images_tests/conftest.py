@@ -8,6 +8,8 @@
   fail when ``CI`` or ``ML_IMAGES_REQUIRE_POSTGRES`` is set, so CI can never go green without them.
 * Django: ``django_catalog`` (SQLite and PostgreSQL) and ``django_catalog_at(url)`` migrate the original Django
   app's tables into a test database with Django itself (``ml_images_tests/django_catalog``).
+* Search rate limit: ``ML_IMAGES_SEARCH_RATE_LIMIT`` is 1000/s in every test (the search servers are local; the
+  providers' real defaults, 1/s for Brave, would only slow the suite down). The rate-limit tests set their own.
 * S3: ``s3_endpoint`` is a real moto S3 API server on 127.0.0.1 (server mode, not an in-process mock).
 """
 
@@ -38,6 +40,10 @@ _CREDENTIAL_VARS = (
     "GOOGLE_API_KEY",
     "ML_IMAGES_DATABASE_URL",
     "ML_IMAGES_SEARCH_ENDPOINT",
+    "ML_IMAGES_SEARCH_FALLBACK",
+    "ML_IMAGES_SEARCH_FALLBACK_ENDPOINT",
+    "ML_IMAGES_SEARCH_MODE",
+    "ML_IMAGES_DISTRIBUTOR_URL_REWRITES",
     "ML_IMAGES_HOME",
     "DAGSTER_HOME",
     "HTTP_PROXY",
@@ -57,6 +63,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in _CREDENTIAL_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ML_IMAGES_HOME", str(tmp_path / "ml_images_home"))
+    monkeypatch.setenv("ML_IMAGES_SEARCH_RATE_LIMIT", "1000")
 
 
 @pytest.fixture(scope="session")

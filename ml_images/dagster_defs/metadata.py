@@ -120,6 +120,33 @@ def product_metadata(report: ProductReport) -> dict[str, Any]:
     if counts:
         metadata["refusal_counts"] = MetadataValue.json(counts)
         metadata["refusals_total"] = sum(counts.values())
+    metadata.update(source_metadata(report))
+    return metadata
+
+
+def source_metadata(report: ProductReport) -> dict[str, Any]:
+    """Issue 13: where each stored picture came from, why the candidates ranked as they did, what it cost."""
+    metadata: dict[str, Any] = {"downloads": report.downloads}
+    if report.provider:
+        metadata["search_provider"] = report.provider
+    if report.search_calls_by_provider:
+        metadata["search_calls_by_provider"] = MetadataValue.json(dict(report.search_calls_by_provider))
+    if report.search_plan:
+        metadata["search_plan"] = report.search_plan
+    if report.images:
+        metadata["image_sources"] = MetadataValue.json([f"#{i.order} {i.source_label}" for i in report.images])
+    if report.candidates:
+        metadata["ranked_candidates"] = MetadataValue.json(
+            [
+                {
+                    "image_url": c.get("image_url"),
+                    "source_kind": c.get("source_kind"),
+                    "score": c.get("score", {}).get("total"),
+                    "parts": {name: part.get("points") for name, part in c.get("score", {}).get("parts", {}).items()},
+                }
+                for c in report.candidates
+            ]
+        )
     return metadata
 
 

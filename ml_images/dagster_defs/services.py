@@ -17,6 +17,7 @@ from ml_images.dagster_defs.resources import (
     ImageStoreResource,
 )
 from ml_images.download.safe_downloader import SafeDownloader
+from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
 from ml_images.processing.processor import ImageProcessorService
@@ -107,4 +108,5 @@ def build_pipeline(
         concurrency=concurrency,
         unreachable_attempts=settings.unreachable_attempts,
         heartbeat_seconds=settings.claim_heartbeat_seconds,
+        sources=CandidateSources.from_settings(settings),
     )

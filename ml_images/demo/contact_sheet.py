@@ -90,6 +90,8 @@ def _stored_caption(i: StoredImage) -> str:
         parts.append("existing image (not touched)")
     elif i.source_name:
         parts.append(f"from {html.escape(i.source_name)}")
+    if i.source_label:  # issue 13: where the picture came from
+        parts.append(f'<span class="source">{html.escape(i.source_label)}</span>')
     return "<br>".join(parts)
 
 
@@ -258,6 +260,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
                 f"#{i.order}"
                 + (" bg removed" if i.background_removed else "")
                 + (" existing" if i.pre_existing else "")
+                + (f" · {i.source_label}" if i.source_label else "")
             )
             _text(d, (x, y + _PAD + _AFTER + 3), label, colors["ok"] if i.background_removed else (74, 79, 89),
                    tiny)  # fmt: skip

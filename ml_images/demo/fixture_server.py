@@ -10,6 +10,10 @@ appears among the query's words (case- and accent-insensitive; words are runs of
 When several keys match, the one with the most words wins (the most specific product); unknown queries get an
 empty result list, like a real search with no hits.
 
+Distributor photos: ``/distributor/lg/<name>`` serves a file of ``distributor`` (or of the catalog) as it is and
+``/distributor/sm/<name>`` a 160 px thumbnail of it — what a distributor's catalog links to, and what the demo's
+``ML_IMAGES_DISTRIBUTOR_URL_REWRITES`` rule turns into the large address. An unknown name is a 404.
+
 Paging follows Brave: ``count`` results per page (default 50, at most 200) and ``offset`` counts *pages* to skip
 (``offset=1`` with ``count=20`` returns results 20..39). With ``api_key`` set, a request whose
 ``X-Subscription-Token`` header differs gets Brave's 401 error body.
@@ -25,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import re
 import threading
@@ -43,6 +48,9 @@ from PIL import Image
 SEARCH_PATH = "/res/v1/images/search"
 IMAGES_PREFIX = "/images/"
 PAGES_PREFIX = "/pages/"
+DISTRIBUTOR_LARGE = "/distributor/lg/"
+DISTRIBUTOR_THUMBNAIL = "/distributor/sm/"
+THUMBNAIL_SIDE = 160
 MAX_COUNT = 200
 DEFAULT_COUNT = 50
 _CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
@@ -85,6 +93,7 @@ class FixtureSearchServer:
         search_latency: float = 0.0,
         image_latency: float = 0.0,
         api_key: str | None = None,
+        distributor: Sequence[Path] = (),
     ) -> None:
         if search_latency < 0 or image_latency < 0:
             raise ValueError("latencies must be >= 0")
@@ -110,6 +119,11 @@ class FixtureSearchServer:
                     self._files[name] = _Entry(Path(path))
                 names.append(name)
             self._keys.append((key_words, order, key, names))
+        for path in distributor:
+            if Path(path).name not in self._files:
+                if not Path(path).is_file():
+                    raise FileNotFoundError(path)
+                self._files[Path(path).name] = _Entry(Path(path))
         self._lock = threading.Lock()
         self._search_calls = 0
         self._image_requests = 0
@@ -234,6 +248,16 @@ class FixtureSearchServer:
         return self._files.get(name)
 
 
+def _thumbnail(path: Path) -> bytes:
+    """A small JPEG of ``path``: the thumbnail a distributor's catalog links to."""
+    with Image.open(path) as im:
+        small = im.convert("RGB")
+        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def _int_param(params: dict[str, list[str]], name: str, default: int) -> int | None:
     raw = params.get(name, [str(default)])[0]
     try:
@@ -262,6 +286,10 @@ def _handler_for(fixture: FixtureSearchServer) -> type[BaseHTTPRequestHandler]:
                 self._search(parts.query, head=head)
             elif parts.path.startswith(IMAGES_PREFIX):
                 self._image(unquote(parts.path[len(IMAGES_PREFIX) :]), head=head)
+            elif parts.path.startswith(DISTRIBUTOR_LARGE):
+                self._image(unquote(parts.path[len(DISTRIBUTOR_LARGE) :]), head=head)
+            elif parts.path.startswith(DISTRIBUTOR_THUMBNAIL):
+                self._image(unquote(parts.path[len(DISTRIBUTOR_THUMBNAIL) :]), head=head, thumbnail=True)
             elif parts.path.startswith(PAGES_PREFIX):
                 name = unquote(parts.path[len(PAGES_PREFIX) :])
                 body = f"<!doctype html><title>{name}</title><img src='{IMAGES_PREFIX}{quote(name)}'>".encode()
@@ -300,7 +328,7 @@ def _handler_for(fixture: FixtureSearchServer) -> type[BaseHTTPRequestHandler]:
             }
             self._json(HTTPStatus.OK, body, head=head)
 
-        def _image(self, name: str, *, head: bool) -> None:
+        def _image(self, name: str, *, head: bool, thumbnail: bool = False) -> None:
             fixture._count_image()
             entry = fixture._entry(name)
             if entry is None:
@@ -308,6 +336,9 @@ def _handler_for(fixture: FixtureSearchServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fixture.image_latency:
                 time.sleep(fixture.image_latency)
+            if thumbnail:
+                self._send(HTTPStatus.OK, "image/jpeg", _thumbnail(entry.path), head=head)
+                return
             self._send(HTTPStatus.OK, entry.content_type, entry.path.read_bytes(), head=head)
 
         def _json(self, status: HTTPStatus, payload: dict[str, Any], *, head: bool) -> None:

@@ -40,7 +40,15 @@ from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.demo.contact_sheet import write_contact_sheet
 from ml_images.demo.fixture_server import FixtureSearchServer
 from ml_images.demo.photos import MANIFEST, write_photos
-from ml_images.demo.sample_catalog import HAS_IMAGES, PRODUCTS, DemoProduct, all_photos, fixture_catalog_names
+from ml_images.demo.sample_catalog import (
+    HAS_IMAGES,
+    PRODUCTS,
+    DemoProduct,
+    all_photos,
+    distributor_photo_names,
+    distributor_url_rewrites,
+    fixture_catalog_names,
+)
 from ml_images.demo.status import collect_status
 from ml_images.demo.summary import format_summary
 from ml_images.settings import Settings
@@ -92,6 +100,8 @@ def search_environment(env: MutableMapping[str, str], server: FixtureSearchServe
     env["ML_IMAGES_SEARCH_ENDPOINT"] = server.search_endpoint
     env["BRAVE_SEARCH_API_KEY"] = DEMO_API_KEY
     env["ML_IMAGES_ALLOWED_PRIVATE_HOSTS"] = "127.0.0.1"
+    # The sample catalog's distributor thumbnails → the large photos on this run's fixture server.
+    env["ML_IMAGES_DISTRIBUTOR_URL_REWRITES"] = distributor_url_rewrites(server.base_url)
 
 
 def generate_photos(photos_dir: Path, say: Say = _say) -> dict[str, Path]:
@@ -211,7 +221,8 @@ def main(env: MutableMapping[str, str] | None = None) -> int:
         seed_catalog(session_factory, demo_dir, photo_paths)
 
         catalog = {key: [photos_dir / name for name in names] for key, names in fixture_catalog_names().items()}
-        with FixtureSearchServer(catalog, api_key=DEMO_API_KEY) as server:
+        distributor = [photos_dir / name for name in distributor_photo_names()]
+        with FixtureSearchServer(catalog, api_key=DEMO_API_KEY, distributor=distributor) as server:
             search_environment(env, server)
             _say(f"Fixture search server on {server.base_url} (Brave image-search format, {len(catalog)} products).")
             run_started = datetime.now(UTC)

@@ -6,7 +6,10 @@
 * eligible, but it already has an image → not pending;
 * not eligible: inactive, not for Mercado Libre, a NOTEBOOK under the 1000 price threshold, stale
   (``last_updated`` three days ago), a category without a publication rule;
-* a category spelt " monitor " (odd case, blanks) that the selection must still recognise.
+* a category spelt " monitor " (odd case, blanks) that the selection must still recognise;
+* a distributor photo (``image_url``) for some products: a thumbnail address on the fixture server that the demo's
+  ``ML_IMAGES_DISTRIBUTOR_URL_REWRITES`` rule turns into the large one; one of them points at a photo the
+  distributor no longer has (a 404: refused like any candidate, the search fills the places).
 
 ``last_updated`` is computed from the time of loading (``age_hours`` before it), so the fresh products are fresh
 whenever the demo seeds the catalog. The ``expected`` field documents the intent for people and tests; the demo's
@@ -15,6 +18,7 @@ summary reports what the database and the real selection say, not this field.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,6 +39,15 @@ TOO_CHEAP = "below_price_threshold"
 STALE = "stale"
 NO_RULE = "no_rule_for_category"
 
+#: Where the sample catalog's distributor photos live: thumbnails, without the fixture server's port (it changes
+#: every run). ``distributor_url_rewrites`` points them at the large photo on the running server.
+DISTRIBUTOR_THUMBNAILS = "http://127.0.0.1/distributor/sm/"
+
+
+def distributor_url_rewrites(server_base_url: str) -> str:
+    """The demo's ``ML_IMAGES_DISTRIBUTOR_URL_REWRITES``: thumbnail → large photo, on the running fixture server."""
+    return json.dumps([[r"^http://127\.0\.0\.1(?::\d+)?/distributor/sm/", f"{server_base_url}/distributor/lg/"]])
+
 
 @dataclass(frozen=True)
 class DemoProduct:
@@ -52,6 +65,13 @@ class DemoProduct:
     age_hours: float = 1.0
     gtin: str | None = None
     seo_title: str | None = None
+    distributor_photo: str | None = None  # file name of the distributor's photo (one of ``photos``, or missing)
+
+    @property
+    def image_url(self) -> str | None:
+        """The distributor's thumbnail address, as a distributor's catalog gives it (no port: see
+        ``distributor_url_rewrites``)."""
+        return f"{DISTRIBUTOR_THUMBNAILS}{self.distributor_photo}" if self.distributor_photo else None
 
     @property
     def normalized_name(self) -> str:
@@ -69,7 +89,7 @@ class DemoProduct:
             "description": self.description,
             "price": str(self.price),
             "category": self.category,
-            "image_url": None,
+            "image_url": self.image_url,
             "last_updated": (now - timedelta(hours=self.age_hours)).isoformat(),
             "is_active": self.is_active,
             "is_for_mercadolibre": self.is_for_mercadolibre,
@@ -185,6 +205,7 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         _photos("NB-DELL-INS-3520", _DELL_INS, [(S, "L", -20, "png"), (B, "L", 25, "webp"), (LO, "SQ", 15, "jpeg"),
                                                 (C, "L", -35, "jpeg")]),
         specs={"brand": "Dell", "model": "Inspiron 15 3520", "processor": "Intel Core i7-1255U", "ram": "16GB"},
+        distributor_photo="nb-dell-ins-3520-1.png",
     ),
     DemoProduct(
         "NB-ASUS-X1504ZA", "ASX1504ZABQ", "Notebook ASUS Vivobook 15 X1504ZA Core i5-1235U 8GB 512GB SSD Azul",
@@ -212,6 +233,7 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         Decimal("259999.00"), " monitor ", ELIGIBLE, "27MP400-B",
         _photos("MN-LG-27MP400", _LG_27, [(S, "L", -25, "jpeg"), (B, "L", 25, "jpeg"), (C, "L", -20, "jpeg")]),
         specs={"brand": "LG", "model": "27MP400-B", "screen": '27" IPS'},
+        distributor_photo="mn-lg-27mp400-1.jpg",
     ),
     DemoProduct(
         "MN-AOC-24G2", "24G2/BK", 'Monitor Gamer AOC 24G2 24" IPS 144Hz 1ms FreeSync Premium',
@@ -230,6 +252,7 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         Decimal("139999.00"), "MONITOR", ELIGIBLE, "221V8",
         _photos("MN-PHILIPS-221V8", _PHILIPS, [(LO, "L", 25, "jpeg"), (B, "M", -30, "webp"), (W, "L", 20, "jpeg")]),
         specs={"brand": "Philips", "model": "221V8"},
+        distributor_photo="mn-philips-221v8-discontinued.jpg",  # gone from the distributor: a 404
     ),
     DemoProduct(
         "PC-DELL-OPTIPLEX-3000", "OPTI3000TI5", "PC Escritorio Dell OptiPlex 3000 Tower Intel Core i5-12500 8GB 256GB",
@@ -243,6 +266,7 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         Decimal("899999.00"), "COMPUTER", ELIGIBLE, "IdeaCentre AIO 3 24ALC6",
         _photos("PC-LEN-AIO3-24ALC6", _AIO, [(S, "L", -20, "jpeg"), (C, "L", 25, "jpeg"), (LO, "SQ", -30, "jpeg")]),
         specs={"brand": "Lenovo", "model": "IdeaCentre AIO 3 24ALC6", "processor": "AMD Ryzen 5 5500U"},
+        distributor_photo="pc-len-aio3-24alc6-1.jpg",
     ),
     DemoProduct(
         "PC-GAMER-R7-4060", "PCG-R7-4060-32", "PC Gamer AMD Ryzen 7 5700X RTX 4060 32GB DDR4 1TB NVMe",
@@ -312,8 +336,18 @@ def by_code(code: str) -> DemoProduct:
 
 
 def fixture_catalog_names(products: Sequence[DemoProduct] = PRODUCTS) -> dict[str, list[str]]:
-    """Match key → photo file names, in search-result order (the fixture server's catalog, by name)."""
-    return {p.search_key: [s.filename for s in p.photos] for p in products if p.search_key and p.photos}
+    """Match key → photo file names, in search-result order (the fixture server's catalog, by name). A product's
+    distributor photo is not among its search results (shops do not publish the distributor's studio shot)."""
+    return {
+        p.search_key: [s.filename for s in p.photos if s.filename != p.distributor_photo]
+        for p in products
+        if p.search_key and p.photos
+    }
+
+
+def distributor_photo_names(products: Sequence[DemoProduct] = PRODUCTS) -> list[str]:
+    """The distributor photos the fixture server has (the missing one excluded)."""
+    return [s.filename for p in products for s in p.photos if s.filename == p.distributor_photo]
 
 
 __all__ = [
@@ -329,5 +363,7 @@ __all__ = [
     "DemoProduct",
     "all_photos",
     "by_code",
+    "distributor_photo_names",
+    "distributor_url_rewrites",
     "fixture_catalog_names",
 ]

@@ -19,10 +19,11 @@ from urllib.request import url2pathname
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml_images.catalog.models import ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
+from ml_images.catalog.models import ImageDetail, ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
 from ml_images.catalog.rules import normalize_category
 from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.demo.sample_catalog import DemoProduct
+from ml_images.pipeline.reports import source_label
 from ml_images.refusals import Refusal
 
 
@@ -51,6 +52,7 @@ class StoredImage:
     source_name: str | None
     created_at: datetime | None
     pre_existing: bool  # not written by the pipeline (no storage key): the demo's "already has images" product
+    source_label: str | None = None  # "distributor" or "search brave #2" (from ml_images_image)
 
 
 @dataclass
@@ -160,6 +162,10 @@ def collect_status(
             a.product_id: a
             for a in session.scalars(sa.select(ImageFetchAttempt).where(ImageFetchAttempt.id.in_(latest)))
         }
+        sources = {
+            d.product_image_id: source_label(d.source_kind, d.provider, d.provider_rank)
+            for d in session.scalars(sa.select(ImageDetail).where(ImageDetail.product_id.in_(ids)))
+        }
         listings = {
             li.product_master_id: li
             for li in session.scalars(
@@ -201,6 +207,7 @@ def collect_status(
                         source_name=_name_of(image.source_url),
                         created_at=image.created_at,
                         pre_existing=image.storage_key is None,
+                        source_label=sources.get(image.id),
                     )
                 )
     for status in statuses:

@@ -21,6 +21,11 @@ def refusal_counts(status: ProductStatus) -> str:
     return ", ".join(f"{reason} ×{n}" if n > 1 else reason for reason, n in sorted(counts.items()))
 
 
+def image_sources(status: ProductStatus) -> str:
+    """``#0 distributor, #1 search brave #0``: where each stored picture came from."""
+    return ", ".join(f"#{i.order} {i.source_label or 'unknown'}" for i in status.stored)
+
+
 def processed_in_run(status: ProductStatus, run_started: datetime) -> bool:
     return status.attempt_started_at is not None and status.attempt_started_at >= run_started
 
@@ -59,6 +64,7 @@ def format_summary(
                     f"  {s.product.code:<24} {_plural(len(s.stored), 'image')} stored{bg}"
                     + (f"; refused: {refused}" if refused else "")
                 )
+                lines.append(f"  {'':<24} sources: {image_sources(s)}")
             else:
                 reason = s.attempt_reason or s.attempt_reason_code or ""
                 lines.append(f"  {s.product.code:<24} {s.attempt_outcome}: {reason}")

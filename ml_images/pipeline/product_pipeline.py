@@ -1,8 +1,10 @@
 """One product end to end, and batches of products whose network and CPU work overlap.
 
-Per product: claim → still needs images? → query → search → download → process → upload → commit → delete the
-objects the commit made unreferenced. The claim (a database row, see ``ImageRecorder``) is what stops two
-overlapping runs from both writing a product, whatever the orchestrator does.
+Per product: claim → still needs images? → query → candidates (the distributor photo, a search as
+``ML_IMAGES_SEARCH_MODE`` says) → rank → download → process → upload → commit → delete the objects the commit made
+unreferenced. The candidates are handed to processing in ranked order (``ml_images.search.ranking``), and each
+stored picture records where it came from (``Provenance``). The claim (a database row, see ``ImageRecorder``) is
+what stops two overlapping runs from both writing a product, whatever the orchestrator does.
 
 Failure policy:
 
@@ -35,10 +37,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ml_images.catalog.models import AttemptOutcome, ProductMaster
 from ml_images.catalog.recorder import (
+    MAX_STORED_CANDIDATES,
     AttemptStats,
     Claim,
     ClaimLostError,
@@ -58,6 +62,7 @@ from ml_images.errors import (
     StorageUnavailableError,
     TransientError,
 )
+from ml_images.pipeline.candidate_sources import CandidateSources, Provenance
 from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.heartbeat import DEFAULT_HEARTBEAT_SECONDS, ClaimHeartbeat
 from ml_images.pipeline.refusal_tally import RefusalTally
@@ -65,8 +70,22 @@ from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.results import ProcessingOutcome
 from ml_images.refusals import Refusal
+from ml_images.search.candidates import SearchOutcome
+from ml_images.search.distributor import (
+    DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED,
+    NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
+    DistributorPhoto,
+    SearchMode,
+    SourcedCandidate,
+    SourceKind,
+    distributor_candidate,
+    distributor_photo_state,
+    plan_search,
+    search_candidates,
+)
 from ml_images.search.query import QueryConstructor
-from ml_images.search.service import ImageSearchService, search_calls_of
+from ml_images.search.ranking import ProductProfile, RankedCandidate
+from ml_images.search.service import ImageSearchService, search_calls_by_provider_of, search_calls_of
 from ml_images.storage.base import ImageStore
 from ml_images.storage.keys import image_key
 
@@ -175,6 +194,33 @@ class _ProductState:
         self.search_cached = False
         self.downloads = 0  # download requests made (each candidate tried once)
         self.refusals = RefusalTally()
+        self.provider: str | None = None  # the search provider that answered
+        self.calls_by_provider: dict[str, int] = {}
+        self.search_plan: str | None = None  # why a search was (not) made: a SearchPlan reason code
+        self.ranked: list[RankedCandidate] = []  # every candidate considered, in the order tried
+        self._by_url: dict[str, RankedCandidate] = {}
+
+    def add_ranked(self, ranked: Sequence[RankedCandidate]) -> list[RankedCandidate]:
+        """Keep ``ranked`` (positions continue after the candidates already tried) and index it by image URL."""
+        offset = len(self.ranked)
+        placed = [RankedCandidate(r.sourced, r.score, r.position + offset) for r in ranked]
+        self.ranked.extend(placed)
+        for item in placed:
+            self._by_url.setdefault(item.sourced.image_url, item)
+        self.candidates_found = len(self.ranked)
+        return placed
+
+    def downloaded(self, image: DownloadedImage) -> None:
+        """A download's final URL (after redirects, what processing reports) leads back to its candidate."""
+        found = self._by_url.get(image.candidate.image_url)
+        if found is not None:
+            self._by_url.setdefault(image.final_url, found)
+
+    def provenance(self, source_url: str | None) -> Provenance:
+        return Provenance.of(self._by_url.get(source_url or ""))
+
+    def candidates(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.ranked[:MAX_STORED_CANDIDATES]]
 
     def stats(self) -> AttemptStats:
         """What this attempt cost and saw so far, as the recorder stores it."""
@@ -183,8 +229,11 @@ class _ProductState:
             candidates_found=self.candidates_found,
             refusals=self.refusals.sample,
             refusal_counts=self.refusals.counts(),
+            provider=self.provider,
+            search_calls_by_provider=dict(self.calls_by_provider),
             search_cache_hits=1 if self.search_cached else 0,
             downloads=self.downloads,
+            candidates=self.candidates(),
         )
 
     def report(
@@ -210,6 +259,11 @@ class _ProductState:
             reason=reason,
             replaced_objects=replaced_objects,
             seconds=round(time.monotonic() - self.started, 3),
+            provider=self.provider,
+            search_calls_by_provider=dict(self.calls_by_provider),
+            downloads=self.downloads,
+            candidates=tuple(self.candidates()),
+            search_plan=self.search_plan,
         )
 
 
@@ -282,6 +336,7 @@ class ProductImagePipeline:
         concurrency: BatchConcurrency | None = None,
         unreachable_attempts: int = DEFAULT_UNREACHABLE_ATTEMPTS,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        sources: CandidateSources | None = None,
     ) -> None:
         if max_images < 1:
             raise ValueError("max_images must be >= 1")
@@ -301,6 +356,7 @@ class ProductImagePipeline:
         self._concurrency = concurrency or BatchConcurrency()
         self._unreachable_attempts = unreachable_attempts
         self._heartbeat_seconds = heartbeat_seconds
+        self._sources = sources or CandidateSources()
 
     # ------------------------------------------------------------------ batches
 
@@ -441,41 +497,10 @@ class ProductImagePipeline:
         history = _History(self._recorder.previous_attempts(pid, claim.attempt_id), claim.run_id, claim.attempt_id)
 
         state.query = self._queries.build(product).strip() or None
-        if state.query is None:
-            return self._no_images(claim, state, "no_search_query", "the product has nothing to search for")
-        try:
-            outcome = self._search.search(state.query, refresh_cache=history.search_afresh)
-        except Exception as exc:
-            state.search_calls = search_calls_of(exc)  # a failed search's calls are recorded too
-            raise
-        state.search_calls = outcome.calls
-        state.search_cached = outcome.cached
-        state.candidates_found = len(outcome.candidates)
-        state.refusals.extend(outcome.dropped)
-        if not outcome.candidates:
-            dropped = (
-                f" ({len(outcome.dropped)} filtered out: {describe_counts(state.refusals.counts())})"
-                if outcome.dropped
-                else ""
-            )
-            return self._no_images(
-                claim, state, "no_search_results", f"the search for {state.query!r} found no candidates{dropped}"
-            )
-        abort.checkpoint()
-
-        downloads: list[DownloadedImage] = []
-        transport_only = True
-        for item in self._downloader.download_all(outcome.candidates):
-            state.downloads += 1
-            if isinstance(item, DownloadedImage):
-                downloads.append(item)
-            else:
-                state.refusals.add(_download_refusal(item))
-                transport_only = transport_only and item.reason in TRANSPORT_REFUSALS
-        abort.checkpoint()
-        if not downloads and transport_only:
-            return self._unreachable(claim, state, history, work.reach)
-        work.reach.record(deferred=False)
+        gathered = self._gather(product, claim, state, history, work)
+        if isinstance(gathered, ProductReport):
+            return gathered
+        downloads = gathered
 
         processed = self._run_cpu(work.cpu_pool, downloads)
         state.refusals.extend(processed.refusals)
@@ -483,12 +508,119 @@ class ProductImagePipeline:
             return self._no_images(
                 claim,
                 state,
-                NO_USABLE_IMAGE,
+                self._nothing_usable_code(),
                 f"all {state.candidates_found} candidates refused: "
                 f"{describe_counts(state.refusals.counts()) or 'none'}",
             )
         abort.checkpoint()  # last cheap exit: nothing uploaded yet
         return self._store_and_commit(product, claim, state, processed)
+
+    # ------------------------------------------------------------------ candidates (issue 13)
+
+    def _gather(
+        self, product: ProductMaster, claim: Claim, state: _ProductState, history: _History, work: _Work
+    ) -> ProductReport | list[DownloadedImage]:
+        """The distributor photo and the search results the mode allows, ranked, downloaded in that order.
+
+        Returns the downloads (in ranked order: the processor tries candidates as the cover in the order given),
+        or the product's report when it ends here (nothing to try, nothing reachable, or — in ``fallback`` mode —
+        a usable distributor photo stored without any search).
+        """
+        sources, abort = self._sources, work.abort
+        distributor = distributor_candidate(product.image_url, sources.rewrites)
+        if state.query is None and distributor is None:
+            return self._no_images(claim, state, "no_search_query", "the product has nothing to search for")
+        profile = ProductProfile.of(product)
+        plan = plan_search(sources.mode, self._max_images, distributor_photo_state(distributor))
+        pool: list[SourcedCandidate] = [distributor] if distributor is not None else []
+        fetched = _Fetched()
+        if plan.judge_first:
+            # ``fallback``: a search is paid for only when the distributor photo is refused, so judge it first.
+            self._download(state, state.add_ranked(sources.ranker.rank(pool, profile)), fetched)
+            abort.checkpoint()
+            verdict = self._run_cpu(work.cpu_pool, fetched.downloads)
+            if verdict.images:
+                state.search_plan = plan_search(sources.mode, self._max_images, DistributorPhoto.USABLE).reason
+                work.reach.record(deferred=False)
+                abort.checkpoint()
+                return self._store_and_commit(product, claim, state, verdict)
+            state.refusals.extend(verdict.refusals)
+            pool, fetched.downloads = [], []
+            plan = plan_search(sources.mode, self._max_images, DistributorPhoto.REFUSED)
+        state.search_plan = plan.reason
+        if plan.search and state.query is not None:
+            outcome = self._search_for(state, history)
+            pool.extend(search_candidates(outcome.candidates, outcome.provider or self._search.provider_name))
+        if not pool:
+            return self._nothing_to_try(claim, state, plan.search)
+        ranked = state.add_ranked(sources.ranker.rank(pool, profile))
+        abort.checkpoint()
+        self._download(state, ranked, fetched)
+        abort.checkpoint()
+        if not fetched.downloads and fetched.transport_only:
+            return self._unreachable(claim, state, history, work.reach)
+        work.reach.record(deferred=False)
+        return fetched.downloads
+
+    def _search_for(self, state: _ProductState, history: _History) -> SearchOutcome:
+        assert state.query is not None
+        try:
+            outcome = self._search.search(state.query, refresh_cache=history.search_afresh)
+        except Exception as exc:
+            # A failed search's calls are recorded too.
+            state.search_calls = search_calls_of(exc)
+            state.calls_by_provider = search_calls_by_provider_of(exc)
+            raise
+        state.search_calls = outcome.calls
+        state.calls_by_provider = dict(outcome.calls_by_provider)
+        state.provider = outcome.provider
+        state.search_cached = outcome.cached
+        state.refusals.extend(outcome.dropped)
+        return outcome
+
+    def _nothing_to_try(self, claim: Claim, state: _ProductState, searched: bool) -> ProductReport:
+        if not searched:  # ``never`` mode and no distributor photo
+            return self._no_images(
+                claim,
+                state,
+                NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
+                "the product has no distributor photo (image_url) and ML_IMAGES_SEARCH_MODE=never",
+            )
+        if state.query is None:  # ``fallback`` mode, the distributor photo refused, nothing to search for
+            return self._no_images(
+                claim,
+                state,
+                "no_search_query",
+                f"the distributor photo was refused ({describe_counts(state.refusals.counts())}) and the product "
+                "has nothing to search for",
+            )
+        counts = state.refusals.counts()
+        dropped = f" ({sum(counts.values())} filtered out: {describe_counts(counts)})" if counts else ""
+        return self._no_images(
+            claim, state, "no_search_results", f"the search for {state.query!r} found no candidates{dropped}"
+        )
+
+    def _nothing_usable_code(self) -> str:
+        """``no_usable_image``; under ``never`` the refused distributor photo was the only candidate."""
+        if self._sources.mode is SearchMode.NEVER:
+            return DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED
+        return NO_USABLE_IMAGE
+
+    def _download(self, state: _ProductState, ranked: Sequence[RankedCandidate], fetched: _Fetched) -> None:
+        results = self._downloader.download_all([r.sourced.candidate for r in ranked])
+        for candidate, item in zip(ranked, results, strict=True):
+            state.downloads += 1
+            if isinstance(item, DownloadedImage):
+                state.downloaded(item)
+                fetched.downloads.append(item)
+                fetched.transport_only = False
+            else:
+                refusal = _download_refusal(item)
+                if candidate.sourced.source_kind is SourceKind.DISTRIBUTOR:
+                    detail = f"distributor photo: {refusal.detail}"
+                    refusal = Refusal(refusal.stage, refusal.reason, refusal.url, detail)
+                state.refusals.add(refusal)
+                fetched.transport_only = fetched.transport_only and item.reason in TRANSPORT_REFUSALS
 
     def _unreachable(
         self, claim: Claim, state: _ProductState, history: _History, reach: _Reachability
@@ -546,6 +678,7 @@ class ProductImagePipeline:
         stored: list[StoredImage] = []
         try:
             for order, (key, image) in enumerate(zip(keys, processed.images, strict=True)):
+                provenance = state.provenance(image.source_url).fields()
                 url = self._store.put(key, image.jpeg)
                 uploaded.append(key)
                 records.append(
@@ -559,6 +692,7 @@ class ProductImagePipeline:
                         content_hash=image.content_hash,
                         background_removed=image.background_removed,
                         detail=ImageDetailRecord(
+                            **provenance,
                             background_method=image.background_method,
                             quality_score=round(image.quality_score, 4),
                             cover_compliant=image.cover_compliant,
@@ -575,6 +709,7 @@ class ProductImagePipeline:
                         width=image.width,
                         height=image.height,
                         background_removed=image.background_removed,
+                        **provenance,
                     )
                 )
             unreferenced = self._recorder.commit_images(
@@ -618,6 +753,14 @@ class ProductImagePipeline:
             logger.warning("could not delete %d objects of product %s (%s)", len(keys), product_id, why, exc_info=True)
             return 0
         return len(keys)
+
+
+@dataclass
+class _Fetched:
+    """The downloads of a product so far, and whether every failure was a transport one."""
+
+    downloads: list[DownloadedImage] = field(default_factory=list)
+    transport_only: bool = True
 
 
 @dataclass(frozen=True)

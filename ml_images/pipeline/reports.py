@@ -6,6 +6,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ml_images.refusals import Refusal
 
@@ -18,6 +19,15 @@ class ProductStatus(enum.StrEnum):
     FAILED = "failed"  # infrastructure fault, batch aborted or interrupted; the product stays pending
 
 
+def source_label(source_kind: str | None, provider: str | None, provider_rank: int | None) -> str:
+    """``distributor`` or ``search brave #3`` (the provider's rank): a short label for summaries and contact
+    sheets."""
+    if source_kind == "search":
+        rank = f" #{provider_rank}" if provider_rank is not None else ""
+        return f"search {provider or '?'}{rank}"
+    return source_kind or "unknown"
+
+
 @dataclass(frozen=True)
 class StoredImage:
     order: int
@@ -27,6 +37,18 @@ class StoredImage:
     width: int
     height: int
     background_removed: bool
+    # Provenance (issue 13): where the picture came from and why it ranked where it did.
+    source_kind: str | None = None  # "distributor" | "search"
+    page_url: str | None = None
+    provider: str | None = None
+    provider_rank: int | None = None
+    rank_score: float | None = None
+    rank_parts: Mapping[str, Any] | None = None
+
+    @property
+    def source_label(self) -> str:
+        """``distributor`` or ``search brave #3``: a short label for summaries and contact sheets."""
+        return source_label(self.source_kind, self.provider, self.provider_rank)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,9 @@ class ProductReport:
     """The outcome of one product. ``reason_code`` is machine-readable; ``reason`` is for people.
 
     ``refusals`` is a bounded sample (see ``RefusalTally``); ``refusals_by_reason`` counts every refusal.
+    ``candidates`` are the ranked candidates, best first, each with its score total and parts (as many
+    as the attempt record keeps); ``provider`` is the search provider that answered, ``search_calls_by_provider``
+    splits ``search_calls``, ``search_plan`` says why a search was (not) made (see ``ml_images.search.distributor``).
     """
 
     product_id: int
@@ -49,6 +74,11 @@ class ProductReport:
     reason: str | None = None
     replaced_objects: int = 0  # old objects deleted after a re-processing switched the rows
     seconds: float = 0.0
+    provider: str | None = None
+    search_calls_by_provider: Mapping[str, int] | None = None
+    downloads: int = 0
+    candidates: tuple[Mapping[str, Any], ...] = ()
+    search_plan: str | None = None
 
     def refusal_counts(self) -> dict[str, int]:
         """Every refusal by reason, most frequent first (not only the sample in ``refusals``)."""

@@ -45,3 +45,5 @@ class SearchOutcome:
     calls: int  # requests sent to the provider for this product, retries included (0 from the cache)
     cached: bool = False
     dropped: list[Refusal] = field(default_factory=list)  # candidates filtered out before download
+    provider: str | None = None  # the provider that answered (or whose cached answer this is)
+    calls_by_provider: dict[str, int] = field(default_factory=dict)  # ``calls`` split by provider (fallback)

@@ -82,7 +82,8 @@ class ProviderPage:
 
 @runtime_checkable
 class ImageSearchProvider(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fetch_page(self, query: str, page: int, per_page: int) -> ProviderPage:
         """Page ``page`` (0-based) of image results for ``query``; ``per_page`` is a hint the API may cap."""

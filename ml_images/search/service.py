@@ -5,6 +5,12 @@ next page is asked for only while the usable candidates are fewer than ``count``
 before anything is downloaded: bad URLs, duplicates, blocked domains (subdomains included), Google
 thumbnails, SVG/GIF by extension, and sizes under ``min_side`` when the provider reports a size. Each
 filtered candidate becomes a ``Refusal(stage="search")`` in ``SearchOutcome.dropped``.
+
+A *fallback* service (``ML_IMAGES_SEARCH_FALLBACK``) answers for a product when this one's provider is out of
+quota, refuses the key (``SearchQuotaError``) or is still unavailable after its retries (``SearchUnavailableError``).
+A quota error is remembered for the life of the service (one run): the quota will not come back within it, so
+later products go to the fallback without paying a refused call first (their cached results are still used).
+``SearchOutcome.provider`` names the provider that answered and ``calls_by_provider`` splits the calls.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import dataclasses
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
@@ -32,12 +40,25 @@ _THUMBNAIL_HOST = re.compile(r"^encrypted-tbn\d*\.gstatic\.com$")
 
 
 _CALLS_ATTRIBUTE = "search_calls"
+_CALLS_BY_PROVIDER_ATTRIBUTE = "search_calls_by_provider"
 
 
 def search_calls_of(error: BaseException) -> int:
     """Provider requests made by the search that raised ``error`` (retries included); 0 for other errors."""
     calls = getattr(error, _CALLS_ATTRIBUTE, 0)
     return calls if isinstance(calls, int) and not isinstance(calls, bool) else 0
+
+
+def search_calls_by_provider_of(error: BaseException) -> dict[str, int]:
+    """``search_calls_of(error)`` split by provider (empty for other errors)."""
+    found = getattr(error, _CALLS_BY_PROVIDER_ATTRIBUTE, None)
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
+def _charge(error: BaseException, calls: Mapping[str, int]) -> None:
+    """Attach the calls a failed search made to its error (the error classes are shared; the count is not)."""
+    setattr(error, _CALLS_ATTRIBUTE, sum(calls.values()))
+    setattr(error, _CALLS_BY_PROVIDER_ATTRIBUTE, {name: n for name, n in calls.items() if n})
 
 
 def _url_key(url: str) -> tuple[str, str, str, str] | None:
@@ -65,6 +86,7 @@ class ImageSearchService:
         max_pages: int = 3,
         per_page: int = 20,
         retry: RetryPolicy | None = None,
+        fallback: ImageSearchService | None = None,
     ) -> None:
         if count < 1 or max_pages < 1 or per_page < 1:
             raise ValueError("count, max_pages and per_page must be >= 1")
@@ -76,6 +98,9 @@ class ImageSearchService:
         self.max_pages = max_pages
         self.per_page = per_page
         self.retry = retry or RetryPolicy()
+        self.fallback = fallback
+        self._refused: SearchQuotaError | None = None  # the primary's quota error, once the fallback took over
+        self._lock = threading.Lock()
 
     @property
     def provider_name(self) -> str:
@@ -156,10 +181,46 @@ class ImageSearchService:
         query = " ".join(query.split())
         if not query:
             return SearchOutcome(query="", candidates=[], calls=0)
+        if self.fallback is None:
+            return self._search_here(query, refresh_cache)
+        try:
+            return self._search_here(query, refresh_cache)
+        except (SearchQuotaError, SearchUnavailableError) as exc:
+            own = search_calls_by_provider_of(exc) or {self.provider.name: search_calls_of(exc)}
+            if isinstance(exc, SearchQuotaError):
+                with self._lock:
+                    self._refused = self._refused or exc
+            log.warning(
+                "%s search failed (%s: %s); asking the fallback provider %s",
+                self.provider.name,
+                type(exc).__name__,
+                exc,
+                self.fallback.provider.name,
+            )
+        try:
+            outcome = self.fallback.search(query, refresh_cache=refresh_cache)
+        except (SearchQuotaError, SearchUnavailableError) as exc:
+            _charge(exc, Counter(own) + Counter(search_calls_by_provider_of(exc)))
+            raise
+        calls = Counter(own) + Counter(outcome.calls_by_provider)
+        return dataclasses.replace(
+            outcome, calls=sum(calls.values()), calls_by_provider={name: n for name, n in calls.items() if n}
+        )
+
+    def _search_here(self, query: str, refresh_cache: bool) -> SearchOutcome:
+        """The search with this service's own provider (and cache)."""
+        name = self.provider.name
         cached = None if refresh_cache else self._cached(query)
         if cached is not None:
             usable, dropped = self.filter(cached)
-            return SearchOutcome(query, self._ranked(usable[: self.count]), calls=0, cached=True, dropped=dropped)
+            return SearchOutcome(
+                query, self._ranked(usable[: self.count]), calls=0, cached=True, dropped=dropped, provider=name
+            )
+        refused = self._refused
+        if refused is not None:
+            error = SearchQuotaError(f"{refused} (earlier in this run)")
+            _charge(error, {})
+            raise error
 
         usable = []
         dropped = []
@@ -175,7 +236,7 @@ class ImageSearchService:
             try:
                 result = self.retry.call(functools.partial(fetch, page), describe=f"{self.provider.name} image search")
             except (SearchUnavailableError, SearchQuotaError) as exc:
-                setattr(exc, _CALLS_ATTRIBUTE, calls)  # the error classes are shared; the count belongs to the search
+                _charge(exc, {self.provider.name: calls})
                 raise
             dropped.extend(result.dropped)
             page_usable, page_dropped = self.filter(result.candidates, seen)
@@ -193,4 +254,12 @@ class ImageSearchService:
             len(dropped),
             calls,
         )
-        return SearchOutcome(query, candidates, calls, cached=False, dropped=dropped)
+        return SearchOutcome(
+            query,
+            candidates,
+            calls,
+            cached=False,
+            dropped=dropped,
+            provider=name,
+            calls_by_provider={name: calls} if calls else {},
+        )

@@ -94,7 +94,8 @@ def test_fixture_server_answers_each_products_real_query(
 
 def test_photo_names_and_files_line_up(placeholder_photos: dict[str, Path]) -> None:
     names = sc.fixture_catalog_names()
-    listed = [n for files in names.values() for n in files]
+    # Every photo is a search result or a distributor's photo (served at /distributor/), never both.
+    listed = [n for files in names.values() for n in files] + sc.distributor_photo_names()
     assert len(listed) == len(sc.all_photos())
     assert {placeholder_photos[s.name].name for s in sc.all_photos()} == set(listed)
     assert sc.by_code(sc.PRODUCTS[0].code) is sc.PRODUCTS[0]

@@ -12,6 +12,7 @@ from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.errors import CatalogUnavailableError
+from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
 from ml_images.processing.background import BackgroundRemover
@@ -55,6 +56,8 @@ def make_pipeline(
     downloader: SafeDownloader | None = None,
     unreachable_attempts: int = 3,
     heartbeat_seconds: float = 15.0,
+    sources: CandidateSources | None = None,
+    search: ImageSearchService | None = None,
 ) -> ProductImagePipeline:
     sf = catalog.session_factory
     selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
@@ -67,7 +70,7 @@ def make_pipeline(
         selector=selector,
         recorder=recorder or ImageRecorder(sf),
         queries=QueryConstructor(),
-        search=search_service(catalog, web, cache=search_cache),
+        search=search or search_service(catalog, web, cache=search_cache),
         downloader=downloader or SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
         processor=processor or ImageProcessorService(remover),
         store=store,
@@ -75,6 +78,7 @@ def make_pipeline(
         concurrency=concurrency,
         unreachable_attempts=unreachable_attempts,
         heartbeat_seconds=heartbeat_seconds,
+        sources=sources,
     )
 
 

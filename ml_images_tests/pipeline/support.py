@@ -132,6 +132,7 @@ class ImageWeb:
     _images: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     queries: list[str] = field(default_factory=list)
+    search_times: list[float] = field(default_factory=list)  # time.monotonic() at each search request's arrival
     image_requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,15 @@ class ImageWeb:
             self._products[model.lower()] = names
         return names
 
+    def serve(self, path: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Serve ``data`` at ``path`` (a distributor's photo, say); returns its URL."""
+        self.server.expect_request(path).respond_with_data(data, content_type=content_type)
+        return self.server.url_for(path)
+
+    def requested_paths(self) -> list[str]:
+        """Every path the server was asked for, in order."""
+        return [request.path for request, _ in self.server.log]
+
     def add_urls(self, model: str, urls: Sequence[str]) -> None:
         """Results pointing at arbitrary URLs (e.g. missing images: every download is refused)."""
         with self._lock:
@@ -172,6 +182,7 @@ class ImageWeb:
     def _search(self, request: Request) -> Response:
         query = request.args.get("q", "")
         with self._lock:
+            self.search_times.append(time.monotonic())
             self.queries.append(query)
             status = self.search_status
         if self.search_latency:

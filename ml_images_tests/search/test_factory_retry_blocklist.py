@@ -12,7 +12,9 @@ from ml_images.errors import ConfigurationError, SearchUnavailableError
 from ml_images.search.blocklist import DEFAULT_BLOCKED_DOMAINS, DomainBlocklist
 from ml_images.search.factory import build_http_session, build_search_service
 from ml_images.search.providers import BraveImageSearch, GoogleCseImageSearch, SearxngImageSearch, SerpApiImageSearch
+from ml_images.search.rate_limit import RateLimitedProvider
 from ml_images.search.retry import RetryableSearchError, RetryPolicy, parse_retry_after
+from ml_images.search.service import ImageSearchService
 from ml_images.settings import Settings
 
 from .payloads import brave_payload, brave_result, wait_until_served
@@ -21,7 +23,13 @@ from .payloads import brave_payload, brave_result, wait_until_served
 
 
 def settings(**env: str) -> Settings:
-    return Settings.from_env(env)
+    return Settings.from_env({"ML_IMAGES_SEARCH_RATE_LIMIT": "1000", **env})
+
+
+def unwrapped(service: ImageSearchService) -> object:
+    """The provider behind the rate limiter."""
+    assert isinstance(service.provider, RateLimitedProvider)
+    return service.provider.inner
 
 
 @pytest.mark.parametrize(
@@ -38,17 +46,22 @@ def settings(**env: str) -> Settings:
 )
 def test_factory_picks_the_provider(env: dict[str, str], cls: type) -> None:
     service = build_search_service(settings(**env, IMAGE_SEARCH_COUNT="3"))
-    assert isinstance(service.provider, cls)
+    # Behind the process's shared rate limiter for that provider and endpoint (issue 13).
+    assert isinstance(service.provider, RateLimitedProvider)
+    assert isinstance(service.provider.inner, cls)
+    assert service.provider.bucket.rate == 1000  # ML_IMAGES_SEARCH_RATE_LIMIT of the test environment
     assert service.count == 3
 
 
 def test_default_endpoints_are_the_real_apis() -> None:
-    brave = build_search_service(settings(BRAVE_SEARCH_API_KEY="k")).provider
+    brave = unwrapped(build_search_service(settings(BRAVE_SEARCH_API_KEY="k")))
     assert isinstance(brave, BraveImageSearch)
     assert brave.endpoint == "https://api.search.brave.com/res/v1/images/search"
-    searx = build_search_service(settings(ML_IMAGES_SEARCH_PROVIDER="searxng", SEARXNG_URL="http://127.0.0.1:8888/"))
-    assert isinstance(searx.provider, SearxngImageSearch)
-    assert searx.provider.endpoint == "http://127.0.0.1:8888/search"
+    searx = unwrapped(
+        build_search_service(settings(ML_IMAGES_SEARCH_PROVIDER="searxng", SEARXNG_URL="http://127.0.0.1:8888/"))
+    )
+    assert isinstance(searx, SearxngImageSearch)
+    assert searx.endpoint == "http://127.0.0.1:8888/search"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +96,9 @@ def test_endpoint_override_end_to_end(httpserver: HTTPServer) -> None:
 def test_searxng_endpoint_alone_is_enough(httpserver: HTTPServer) -> None:
     endpoint = httpserver.url_for("/search")
     service = build_search_service(settings(ML_IMAGES_SEARCH_PROVIDER="searxng", ML_IMAGES_SEARCH_ENDPOINT=endpoint))
-    assert isinstance(service.provider, SearxngImageSearch)
-    assert service.provider.endpoint == endpoint
+    provider = unwrapped(service)
+    assert isinstance(provider, SearxngImageSearch)
+    assert provider.endpoint == endpoint
 
 
 def test_http_session_applies_default_timeouts(httpserver: HTTPServer) -> None:

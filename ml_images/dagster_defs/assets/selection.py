@@ -13,6 +13,7 @@ from ml_images.dagster_defs.metadata import PREVIEW_ROWS, preview_rows, preview_
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, register_products, unregistered
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
 from ml_images.dagster_defs.services import build_selection
+from ml_images.search.cost_estimate import SearchCostEstimator
 
 
 @asset(
@@ -69,6 +70,14 @@ def pending_image_products(
         ("would_register" if config.dry_run else "newly_registered"): len(new_keys),
         "preview": preview_table(preview_rows(services.preview(selected), services.queries)),
     }
+    # What the selected products' searches will cost (distributor photos spared by the mode and cached results: 0).
+    estimator = SearchCostEstimator(
+        catalog.session_factory(),
+        services.queries,
+        mode=services.settings.search_mode,
+        provider=services.settings.search_provider,
+    )
+    metadata.update(estimator.estimate(selected).metadata())
     if config.limit is not None:
         metadata["limit"] = config.limit
     if config.product_ids:
