@@ -101,6 +101,10 @@ def deployment(
         "OMP_NUM_THREADS": "1",
     }
     env["ML_IMAGES_ALLOWED_PRIVATE_HOSTS"] = "127.0.0.1"
+    # The instance's tables exist before any worker starts, as in a deployment where the webserver and the
+    # daemon came first (two workers creating them at once on an empty database race each other).
+    with DagsterInstance.from_config(str(dagster_home)):
+        pass
     try:
         yield env
     finally:
