@@ -2,7 +2,7 @@
 #   make demo   whole pipeline end to end on the embedded default (SQLite + local folder + fixture search)
 #   make test   lint, format check, types, pytest
 #   make dev    Dagster UI on the same embedded default
-#   make bench  benchmarks (appends to benchmarks/RESULTS.md)
+#   make bench  benchmarks, including partitions at scale (appends to benchmarks/RESULTS.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -52,6 +52,7 @@ dev: install model
 
 bench: install model
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.partition_scale
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
