@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
+from ml_images.processing.results import COVER_POLICIES
 
 SEARCH_PROVIDERS = ("brave", "serpapi", "google", "searxng")
 # S3 canned ACLs; objects are private (no ACL sent) unless ML_IMAGES_S3_ACL names one of these.
@@ -156,6 +157,8 @@ class Settings:
     unreachable_attempts: int = 3
     claim_lease_seconds: float = 60.0
     claim_heartbeat_seconds: float = 15.0
+    cover_policy: str = "strict"
+    cover_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -175,6 +178,11 @@ class Settings:
             raise ConfigurationError(
                 f"ML_IMAGES_CLAIM_HEARTBEAT_SECONDS ({heartbeat:g}) must be at most half of "
                 f"ML_IMAGES_CLAIM_LEASE_SECONDS ({lease:g}), or live claims would be taken over"
+            )
+        cover_policy = (_get(env, "ML_IMAGES_COVER_POLICY") or "strict").lower()
+        if cover_policy not in COVER_POLICIES:
+            raise ConfigurationError(
+                f"ML_IMAGES_COVER_POLICY must be one of {', '.join(COVER_POLICIES)}, got {cover_policy!r}"
             )
         database_url = _get(env, "ML_IMAGES_DATABASE_URL")
         rules = _get(env, RULES_ENV_VAR)
@@ -207,4 +215,6 @@ class Settings:
             unreachable_attempts=_integer(env, "ML_IMAGES_UNREACHABLE_ATTEMPTS", 3),
             claim_lease_seconds=lease,
             claim_heartbeat_seconds=heartbeat,
+            cover_policy=cover_policy,
+            cover_attempts=_integer(env, "ML_IMAGES_COVER_ATTEMPTS", 3),
         )

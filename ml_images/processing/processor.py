@@ -47,6 +47,7 @@ from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD, edge_luminance, kept_fraction
 from ml_images.processing.quality_score import quality_score
 from ml_images.processing.results import (
+    COVER_POLICIES,
     NO_COMPLIANT_COVER,
     WRONG_PRODUCT,
     CoverAttempt,
@@ -67,7 +68,6 @@ REMOVAL_WORKING_SIDE = 512
 _PREVIEW_CANVAS = 256  # the main picture's un-removed framing is hashed on a small canvas (same hash, cheaper)
 JUDGE_SIDE = 384  # the canvas copy the gate measures and reads text on
 _BACKDROP_PROBE_SIDE = 192  # a white backdrop is recognised on a small copy (about a millisecond)
-COVER_POLICIES = ("strict", "lenient")
 COMPLIANT = "compliant"
 
 

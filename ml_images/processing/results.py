@@ -17,6 +17,8 @@ WRONG_PRODUCT = "wrong_product"
 COVER_REASONS = (COVER_TEXT, COVER_NOT_WHITE, COVER_TRUNCATED, COVER_MULTIPLE_OBJECTS, COVER_MASK)
 #: The product outcome when no candidate passes the cover gate.
 NO_COMPLIANT_COVER = "no_compliant_cover"
+#: What happens then: ``strict`` keeps nothing (the listing goes to ERROR), ``lenient`` keeps the pictures, flagged.
+COVER_POLICIES = ("strict", "lenient")
 
 # How the background of a cover was separated (``ProcessedImage.background_method``); a model name otherwise.
 STUDIO_METHOD = "studio"
