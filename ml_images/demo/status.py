@@ -19,7 +19,7 @@ from urllib.request import url2pathname
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ml_images.catalog.models import ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
+from ml_images.catalog.models import ImageDetail, ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
 from ml_images.catalog.rules import normalize_category
 from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.demo.sample_catalog import DemoProduct
@@ -51,6 +51,10 @@ class StoredImage:
     source_name: str | None
     created_at: datetime | None
     pre_existing: bool  # not written by the pipeline (no storage key): the demo's "already has images" product
+    background_method: str | None = None  # from ``ml_images_image``: "studio", the model's name, or None
+    quality_score: float | None = None
+    cover_compliant: bool | None = None  # None: never judged as a cover
+    checks: Mapping[str, Any] | None = None  # ``ProcessedImage.checks_dict()``
 
 
 @dataclass
@@ -70,6 +74,7 @@ class ProductStatus:
     refusals: list[Refusal] = field(default_factory=list)
     listing_status: str | None = None
     sync_error: str | None = None
+    cover_report: Mapping[str, Any] | None = None  # the latest attempt's (policy, status, flagged, attempts)
 
 
 def explain_ineligibility(product: ProductMaster, product_filter: MercadoLibreFilter) -> str | None:
@@ -151,6 +156,10 @@ def collect_status(
             sa.select(ProductImage).where(ProductImage.product_id.in_(ids)).order_by(ProductImage.order)
         ):
             images.setdefault(image.product_id, []).append(image)
+        details = {
+            d.product_image_id: d
+            for d in session.scalars(sa.select(ImageDetail).where(ImageDetail.product_id.in_(ids)))
+        }
         latest = (
             sa.select(sa.func.max(ImageFetchAttempt.id))
             .where(ImageFetchAttempt.product_id.in_(ids))
@@ -185,11 +194,13 @@ def collect_status(
                 status.search_calls = attempt.search_calls
                 status.candidates_found = attempt.candidates_found
                 status.refusals = _refusals(attempt.refusals)
+                status.cover_report = attempt.cover_report
             listing = listings.get(pm.id)
             if listing is not None:
                 status.listing_status = listing.status.value if listing.status is not None else None
                 status.sync_error = listing.sync_error
             for image in images.get(pm.id, []):
+                detail = details.get(image.id)
                 status.stored.append(
                     StoredImage(
                         order=image.order,
@@ -201,6 +212,10 @@ def collect_status(
                         source_name=_name_of(image.source_url),
                         created_at=image.created_at,
                         pre_existing=image.storage_key is None,
+                        background_method=detail.background_method if detail else None,
+                        quality_score=detail.quality_score if detail else None,
+                        cover_compliant=detail.cover_compliant if detail else None,
+                        checks=detail.checks if detail else None,
                     )
                 )
     for status in statuses:

@@ -40,21 +40,30 @@ class StoredImage:
         """The figures a person reads to trust this picture, compact (metadata, contact sheet): how the background
         was separated, the quality score, the cover verdict and the rules it failed, text share, white-border share,
         fill and the cut-out's mask figures. Figures the picture was not measured on are None."""
-        checks = self.checks or {}
-        cover = checks.get("cover") or {}
-        text = cover.get("text") or {}
-        mask = cover.get("mask") or {}
         return {
             "order": self.order,
             "background_method": self.background_method,
             "quality_score": self.quality_score,
             "cover_compliant": self.cover_compliant,
-            "failed": list(cover.get("failed") or []),
-            "text_share": _rounded(text.get("text_share")),
-            "white_border_share": _rounded(cover.get("white_border_share", checks.get("white_border_share"))),
-            "fill": _rounded(cover.get("fill")),
-            "mask": {key: _rounded(mask.get(key)) for key in _MASK_FIGURES} if mask else None,
+            **summarise_checks(self.checks),
         }
+
+
+def summarise_checks(checks: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The compact figures of a picture's ``checks`` (``ProcessedImage.checks_dict()``): failed rules, text share,
+    white-border share, fill, truncated edges and the mask figures; None where it was not measured."""
+    checks = checks or {}
+    cover = checks.get("cover") or {}
+    text = cover.get("text") or {}
+    mask = cover.get("mask") or {}
+    return {
+        "failed": list(cover.get("failed") or []),
+        "text_share": _rounded(text.get("text_share")),
+        "white_border_share": _rounded(cover.get("white_border_share", checks.get("white_border_share"))),
+        "fill": _rounded(cover.get("fill")),
+        "truncated_edges": list(cover.get("truncated_edges") or []),
+        "mask": {key: _rounded(mask.get(key)) for key in _MASK_FIGURES} if mask else None,
+    }
 
 
 @dataclass(frozen=True)
