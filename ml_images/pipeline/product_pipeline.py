@@ -489,9 +489,14 @@ class ProductImagePipeline:
         state.refusals.extend(processed.refusals)
         if downloads:
             state.cover_report = cover_report(processed, self._processor.cover_policy)
-        if not processed.images and processed.cover_status == NO_COMPLIANT_COVER:
+        if (
+            not processed.images
+            and processed.cover_status == NO_COMPLIANT_COVER
+            and self._processor.cover_policy == "strict"
+        ):
             # Strict policy: a listing whose cover breaks Mercado Libre's rules is moderated; "no picture" is the
-            # clearer error for the seller (README, "The cover").
+            # clearer error for the seller (README, "The cover"). Under the lenient policy the cover rules keep
+            # nothing out, so a product left with nothing is no_usable_image.
             return self._no_images(claim, state, NO_COMPLIANT_COVER, no_compliant_cover_reason(processed))
         if not processed.images:
             return self._no_images(
