@@ -7,6 +7,10 @@ overlapping runs from both writing a product, whatever the orchestrator does.
 Failure policy:
 
 * a product whose candidates are all refused is that product's outcome (``NO_IMAGES``, listing → ERROR);
+  so is one whose candidates all fail the cover gate under the strict cover policy (``no_compliant_cover``, the
+  failed checks in the reason); under the lenient policy its pictures are stored and the attempt is flagged
+  (``reason_code`` ``no_compliant_cover`` on a stored attempt). Every attempt that processed candidates keeps a
+  ``cover_report`` (policy, status, model runs, each candidate tried as the cover with its checks);
 * a product whose every candidate failed at the transport level (DNS, connect, TLS, timeout, deadline) is left
   pending (``DEFERRED``, ``candidates_unreachable``: no ERROR, no cooldown) until that happened in
   ``unreachable_attempts`` consecutive runs; then it is ``no_usable_image``. When every product of a batch that

@@ -203,3 +203,20 @@ def test_the_products_identity_refuses_a_picture_of_another_model(
     assert attempt.cover_report is not None
     product = attempt.cover_report["attempts"][0]["checks"]["product"]
     assert product["other_model"] == "zx1999"
+
+
+def test_lenient_with_nothing_usable_is_no_usable_image(catalog: Catalog, web: ImageWeb, remover, image_root, pictures):
+    # Both candidates name another model of the brand: refused whatever the policy, so nothing is left to keep.
+    pid = catalog.add_product("ZX1702")
+    web.add("ZX1702", [pictures["other_model"], jpeg(printed_box(("ACME", "ZX1888")).image)])
+    processor = ImageProcessorService(remover, cover_policy="lenient")
+    pipeline = make_pipeline(catalog, web, remover, root=image_root, processor=processor)
+
+    report = pipeline.process_product(pid, "run-1")
+
+    assert (report.status, report.reason_code) == (ProductStatus.NO_IMAGES, "no_usable_image")
+    assert report.refusal_counts() == {"wrong_product": 2}
+    [attempt] = catalog.attempts(pid)
+    assert attempt.cover_report is not None
+    assert attempt.cover_report["policy"] == "lenient"
+    assert [a["failed"] for a in attempt.cover_report["attempts"]] == [["wrong_product"], ["wrong_product"]]
