@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -183,8 +184,8 @@ def test_contact_sheet_html_and_png(demo_db) -> None:
     # A failed check is drawn red under the stored pictures (right of the candidates), and only there on MN-A's row.
     sheet = render_png(statuses[:1], title="t").convert("RGB")
     after_x = 430 + 6 * 158 + 30
-    pixels = list(sheet.crop((after_x, 64 + 12 + 140, sheet.width, sheet.height)).getdata())
-    red = sum(1 for r, g, b in pixels if r > 140 and g < 90 and b < 90)
+    pixels = np.asarray(sheet.crop((after_x, 64 + 12 + 140, sheet.width, sheet.height))).astype(int)
+    red = int(np.count_nonzero((pixels[..., 0] > 140) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)))
     assert red > 20, red
 
 
