@@ -42,6 +42,8 @@ class MaskFigures:
     fragment_share: float  # area of every kept part but the largest
     core_share: float  # share that survives an erosion by 3 % of the object's size (low = thin remnants)
     box_fill: float  # area / area of its bounding box (low = the box mostly emptied)
+    # next to the cut-out in the object's colours, not the backdrop's: a part the model left out (``left_out.py``)
+    left_out_share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
