@@ -140,13 +140,17 @@ def image_checks_metadata(report: ProductReport) -> dict[str, Any]:
         return "–" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
     rows = [
-        "| # | background | quality | cover | text share | white border | fill | mask kept / unsure / parts |",
+        "| # | background | quality | cover | text share | white border | fill | mask kept/unsure/left out/parts |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for item in summaries:
         verdict = {True: "✓ passes", False: "✗ " + ", ".join(item["failed"]), None: "not judged"}
         mask = item["mask"]
-        parts = "–" if not mask else " / ".join(figure(mask[k]) for k in ("kept_share", "doubtful_share", "objects"))
+        parts = (
+            "–"
+            if not mask
+            else " / ".join(figure(mask[k]) for k in ("kept_share", "doubtful_share", "left_out_share", "objects"))
+        )
         rows.append(
             f"| {item['order']} | {item['background_method'] or 'none'} | {figure(item['quality_score'])} "
             f"| {verdict[item['cover_compliant']]} | {figure(item['text_share'])} "

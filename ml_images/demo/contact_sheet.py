@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ml_images.demo.status import Candidate, ProductStatus, StoredImage
 from ml_images.pipeline.reports import summarise_checks
+from ml_images.processing.cover_gate import CoverRules
 
 HTML_NAME = "contact_sheet.html"
 PNG_NAME = "contact_sheet.png"
@@ -88,13 +89,17 @@ def check_lines(checks: Mapping[str, Any] | None) -> list[list[Figure]]:
     )
     lines.append([Figure(f"fill {number(summary['fill'])}"), parts])
     if mask:
+        # A cover_mask failure names its figure in the detail; each figure is red when it is past its own limit.
         bad_mask = "cover_mask" in failed
+        rules = CoverRules()
+        doubtful, left_out, core = (mask.get(k) for k in ("doubtful_share", "left_out_share", "core_share"))
         lines.append(
             [
-                Figure(f"unsure {number(mask.get('doubtful_share'))}", bad_mask),
-                Figure(f"core {number(mask.get('core_share'))}", bad_mask),
+                Figure(f"unsure {number(doubtful)}", bad_mask and (doubtful or 0) > rules.max_doubtful_share),
+                Figure(f"left out {number(left_out)}", bad_mask and (left_out or 0) > rules.max_left_out_share),
             ]
         )
+        lines.append([Figure(f"core {number(core)}", bad_mask and core is not None and core < rules.min_core_share)])
     return lines
 
 
@@ -222,7 +227,7 @@ def render_html(statuses: Sequence[ProductStatus], out_dir: Path, *, title: str,
 # --- PNG ---------------------------------------------------------------------------------------------------------
 
 _W_INFO, _THUMB_W, _THUMB_H, _AFTER = 430, 150, 112, 140
-_CAPTION_H, _PAD = 84, 12
+_CAPTION_H, _PAD = 90, 12
 _LINE = 13
 _ROW_H = max(_THUMB_H, _AFTER) + _CAPTION_H + 2 * _PAD
 _BEFORE_SLOTS, _AFTER_SLOTS = 6, 5
@@ -356,7 +361,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
                 _text(d, (x, y + _PAD + _THUMB_H + 17), f"✗ {c.refusal.reason}", colors["err"], tiny)
             checks = tried.get(c.path.name)
             if checks is not None:  # the verdict is on the line above; its figures below
-                _draw_lines(d, (x, y + _PAD + _THUMB_H + 31), check_lines(checks)[1:], micro, limit=3)
+                _draw_lines(d, (x, y + _PAD + _THUMB_H + 31), check_lines(checks)[1:], micro, limit=4)
         if not s.candidates:
             _text(d, (_W_INFO, y + _PAD + 40), _no_candidates(s), (138, 143, 153), small)
         _text(d, (after_x - 24, y + _PAD + _AFTER // 2 - 10), "→", (138, 143, 153), _font(20))
@@ -375,7 +380,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
             judged = i.checks is not None and bool(i.checks.get("cover"))
             color = colors["err"] if verdict.failed else colors["ok"] if judged else colors["na"]
             _text(d, (x, label_y + _LINE), verdict.text, color, micro)
-            _draw_lines(d, (x, label_y + 2 * _LINE), lines[1:], micro, limit=3)
+            _draw_lines(d, (x, label_y + 2 * _LINE), lines[1:], micro, limit=4)
         if not s.stored:
             _text(d, (after_x, y + _PAD + 40), "nothing stored", (138, 143, 153), small)
     return sheet

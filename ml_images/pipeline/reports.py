@@ -145,7 +145,7 @@ class BatchReport:
 
 
 #: The mask figures a summary shows (``MaskFigures``): what survived, what the model was unsure of, the parts.
-_MASK_FIGURES = ("kept_share", "doubtful_share", "objects", "core_share", "box_fill")
+_MASK_FIGURES = ("kept_share", "doubtful_share", "left_out_share", "objects", "core_share", "box_fill")
 
 
 def _rounded(value: Any) -> Any:
