@@ -173,7 +173,12 @@ def sequential_original_flow(product_ids: Sequence[int], *, settings_env: dict[s
                 queries=QueryConstructor(),
                 search=search,
                 downloader=downloader,
-                processor=ImageProcessorService(remover, canvas_size=settings.canvas_size),
+                processor=ImageProcessorService(
+                    remover,
+                    canvas_size=settings.canvas_size,
+                    cover_policy=settings.cover_policy,
+                    cover_attempts=settings.cover_attempts,
+                ),
                 store=store,
                 max_images=settings.image_search_count,
             )

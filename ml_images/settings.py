@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
+from ml_images.processing.results import COVER_POLICIES
 from ml_images.search.distributor import SEARCH_MODE_ENV_VAR, URL_REWRITES_ENV_VAR, SearchMode, UrlRewrites
 from ml_images.search.rate_limit import RATE_LIMIT_ENV_VAR, parse_rate_limit
 
@@ -158,6 +159,8 @@ class Settings:
     unreachable_attempts: int = 3
     claim_lease_seconds: float = 60.0
     claim_heartbeat_seconds: float = 15.0
+    cover_policy: str = "strict"
+    cover_attempts: int = 3
     distributor_url_rewrites: UrlRewrites = field(default_factory=UrlRewrites)
     search_mode: SearchMode = SearchMode.FILL
     search_rate_limit: float | None = None  # requests per second; None: the provider's default (DEFAULT_RATES)
@@ -195,6 +198,11 @@ class Settings:
                 f"ML_IMAGES_SEARCH_FALLBACK must be one of {', '.join(SEARCH_PROVIDERS)}, got {fallback!r}"
             )
         rate_raw = _get(env, RATE_LIMIT_ENV_VAR)
+        cover_policy = (_get(env, "ML_IMAGES_COVER_POLICY") or "strict").lower()
+        if cover_policy not in COVER_POLICIES:
+            raise ConfigurationError(
+                f"ML_IMAGES_COVER_POLICY must be one of {', '.join(COVER_POLICIES)}, got {cover_policy!r}"
+            )
         database_url = _get(env, "ML_IMAGES_DATABASE_URL")
         rules = _get(env, RULES_ENV_VAR)
         parse_publication_rules(rules)  # a malformed value stops every command at once, naming the variable
@@ -231,4 +239,6 @@ class Settings:
             search_rate_limit=parse_rate_limit(rate_raw, provider) if rate_raw is not None else None,
             search_fallback=fallback,
             search_fallback_endpoint=_get(env, "ML_IMAGES_SEARCH_FALLBACK_ENDPOINT"),
+            cover_policy=cover_policy,
+            cover_attempts=_integer(env, "ML_IMAGES_COVER_ATTEMPTS", 3),
         )

@@ -88,3 +88,26 @@ def test_parse_host_list_keeps_ports_in_canonical_form() -> None:
     assert parse_host_list("127.0.0.1:8080, [::1]:9000, [0:0::1]:9000, LocalHost:80, ::1") == frozenset(
         {"127.0.0.1:8080", "[::1]:9000", "localhost:80", "::1"}
     )
+
+
+def test_cover_settings_default_to_strict_and_three_attempts(tmp_path: Path) -> None:
+    settings = Settings.from_env({"ML_IMAGES_HOME": str(tmp_path)})
+    assert (settings.cover_policy, settings.cover_attempts) == ("strict", 3)
+    lenient = Settings.from_env(
+        {"ML_IMAGES_HOME": str(tmp_path), "ML_IMAGES_COVER_POLICY": " Lenient ", "ML_IMAGES_COVER_ATTEMPTS": "1"}
+    )
+    assert (lenient.cover_policy, lenient.cover_attempts) == ("lenient", 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ML_IMAGES_COVER_POLICY", "loose"),
+        ("ML_IMAGES_COVER_ATTEMPTS", "0"),
+        ("ML_IMAGES_COVER_ATTEMPTS", "-2"),
+        ("ML_IMAGES_COVER_ATTEMPTS", "three"),
+    ],
+)
+def test_bad_cover_settings_name_the_variable(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({"ML_IMAGES_HOME": str(tmp_path), name: value})

@@ -397,8 +397,12 @@ class ImageRecorder:
         records: Sequence[ImageRecord],
         *,
         stats: AttemptStats,
+        reason_code: str | None = None,
+        reason: str | None = None,
     ) -> list[str]:
         """Replaces the product's images with ``records`` and finishes the attempt as stored, in one transaction.
+
+        ``reason_code``/``reason`` flag a stored attempt (``no_compliant_cover`` under the lenient cover policy).
 
         Returns the storage keys of the replaced rows that no row of any product references any more (after the
         switch, in the same transaction): the caller deletes those objects from the store after this commit
@@ -413,6 +417,8 @@ class ImageRecorder:
                 session,
                 claim,
                 AttemptOutcome.STORED,
+                reason_code=reason_code,
+                reason=reason,
                 stats=stats,
                 images_stored=len(records),
             )

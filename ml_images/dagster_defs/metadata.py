@@ -121,6 +121,7 @@ def product_metadata(report: ProductReport) -> dict[str, Any]:
         metadata["refusal_counts"] = MetadataValue.json(counts)
         metadata["refusals_total"] = sum(counts.values())
     metadata.update(source_metadata(report))
+    metadata.update(image_checks_metadata(report))
     return metadata
 
 
@@ -147,6 +148,44 @@ def source_metadata(report: ProductReport) -> dict[str, Any]:
                 for c in report.candidates
             ]
         )
+    return metadata
+
+
+def image_checks_metadata(report: ProductReport) -> dict[str, Any]:
+    """The cover verdict and every stored image's checks (issue 14): a markdown table, a failed check marked ✗,
+    and the same figures as JSON."""
+    metadata: dict[str, Any] = {}
+    if report.cover_status:
+        metadata["cover_status"] = report.cover_status
+    if report.cover_flagged:
+        metadata["cover_flagged"] = True
+    if not report.images:
+        return metadata
+    summaries = [image.check_summary() for image in report.images]
+
+    def figure(value: Any) -> str:
+        return "–" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    rows = [
+        "| # | background | quality | cover | text share | white border | fill | mask kept/unsure/left out/parts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for item in summaries:
+        verdict = {True: "✓ passes", False: "✗ " + ", ".join(item["failed"]), None: "not judged"}
+        mask = item["mask"]
+        parts = (
+            "–"
+            if not mask
+            else " / ".join(figure(mask[k]) for k in ("kept_share", "doubtful_share", "left_out_share", "objects"))
+        )
+        rows.append(
+            f"| {item['order']} | {item['background_method'] or 'none'} | {figure(item['quality_score'])} "
+            f"| {verdict[item['cover_compliant']]} | {figure(item['text_share'])} "
+            f"| {figure(item['white_border_share'])} | {figure(item['fill'])} "
+            f"| {parts} |"
+        )
+    metadata["image_checks"] = MetadataValue.md("\n".join(rows))
+    metadata["image_checks_json"] = MetadataValue.json(summaries)
     return metadata
 
 

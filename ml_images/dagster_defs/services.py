@@ -102,7 +102,12 @@ def build_pipeline(
         queries=selection.queries,
         search=build_search_service(settings, cache=cache),
         downloader=SafeDownloader(allowed_private_hosts=tuple(settings.allowed_private_hosts)),
-        processor=ImageProcessorService(background_remover.remover(), canvas_size=settings.canvas_size),
+        processor=ImageProcessorService(
+            background_remover.remover(),
+            canvas_size=settings.canvas_size,
+            cover_policy=settings.cover_policy,
+            cover_attempts=settings.cover_attempts,
+        ),
         store=image_store.build_store(settings),
         max_images=settings.image_search_count,
         concurrency=concurrency,

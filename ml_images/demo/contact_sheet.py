@@ -1,6 +1,10 @@
 """Contact sheet of the demo: per product, the candidates the search returned ("before") and the images the
 pipeline stored ("after"), with why candidates were refused or why the product got nothing.
 
+Every picture judged as a cover shows its checks (README, "The cover"): the verdict, text share, white-border share,
+fill, parts or cut-off edges, the cut-out's doubtful share and core; a failed check is red. A stored picture also
+shows how its background was separated and its quality score.
+
 Two renderings of the same content: ``contact_sheet.html`` (relative links to the photo files and the local
 store, so the folder can be moved or zipped) and ``contact_sheet.png`` (composed with Pillow, viewable anywhere).
 """
@@ -11,13 +15,17 @@ import functools
 import html
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ml_images.demo.status import Candidate, ProductStatus, StoredImage
+from ml_images.pipeline.reports import summarise_checks
+from ml_images.processing.cover_gate import CoverRules
 
 HTML_NAME = "contact_sheet.html"
 PNG_NAME = "contact_sheet.png"
@@ -37,8 +45,87 @@ figure img{width:150px;height:112px;object-fit:contain;background:#e9ebef;border
 .after figure img{height:150px;background:#fff}
 figcaption{font-size:11px;color:#4a4f59;line-height:1.35;margin-top:3px;word-break:break-word}
 figcaption .why{color:#a11d1d;font-weight:600} figcaption .kept{color:#17692f;font-weight:600}
+figcaption .checks{font-family:ui-monospace,Menlo,monospace;font-size:10.5px}
 .reason{font-size:12px;color:#a11d1d;margin-top:6px} .muted{color:#8a8f99;font-size:12px}
 """
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured value as the sheet shows it; ``failed``: the rule it belongs to failed (drawn red)."""
+
+    text: str
+    failed: bool = False
+
+
+# Which failed rule makes which figure red.
+_TEXT_RULES = frozenset({"cover_text", "wrong_product"})
+
+
+def check_lines(checks: Mapping[str, Any] | None) -> list[list[Figure]]:
+    """The cover checks of one picture as short lines of figures (``checks`` as ``ProcessedImage.checks_dict()``
+    gives them); a picture never judged as a cover gets one line saying so."""
+    if not checks or not checks.get("cover"):
+        return [[Figure("not judged as cover")]]
+    summary = summarise_checks(checks)
+    failed = set(summary["failed"])
+    lines = [[Figure("✗ " + ", ".join(summary["failed"]), True)] if failed else [[Figure("cover ✓")]][0]]
+
+    def number(value: Any) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    lines.append(
+        [
+            Figure(f"text {number(summary['text_share'])}", bool(failed & _TEXT_RULES)),
+            Figure(f"white {number(summary['white_border_share'])}", "cover_not_white" in failed),
+        ]
+    )
+    mask = summary["mask"] or {}
+    edges = summary["truncated_edges"]
+    parts = (
+        Figure("cut off " + "+".join(edges), True)
+        if edges
+        else Figure(f"parts {mask.get('objects', '–')}", "cover_multiple_objects" in failed)
+    )
+    lines.append([Figure(f"fill {number(summary['fill'])}"), parts])
+    if mask:
+        # A cover_mask failure names its figure in the detail; each figure is red when it is past its own limit.
+        bad_mask = "cover_mask" in failed
+        rules = CoverRules()
+        doubtful, left_out, core = (mask.get(k) for k in ("doubtful_share", "left_out_share", "core_share"))
+        lines.append(
+            [
+                Figure(f"unsure {number(doubtful)}", bad_mask and (doubtful or 0) > rules.max_doubtful_share),
+                Figure(f"left out {number(left_out)}", bad_mask and (left_out or 0) > rules.max_left_out_share),
+            ]
+        )
+        lines.append([Figure(f"core {number(core)}", bad_mask and core is not None and core < rules.min_core_share)])
+    return lines
+
+
+def _image_line(i: StoredImage, *, short: bool = False) -> list[Figure]:
+    removed = "bg removed" if short else "background removed"
+    method = i.background_method or (removed if i.background_removed else "as shot")
+    quality = f" · q {i.quality_score:.2f}" if i.quality_score is not None else ""
+    source = [Figure(i.source_label)] if i.source_label else []  # where the picture came from
+    return [Figure(f"{method}{quality}"), *source]
+
+
+def _tried_checks(s: ProductStatus) -> dict[str, Mapping[str, Any]]:
+    """Candidate file name → the checks of its cover trial, from the attempt's ``cover_report``."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for attempt in (s.cover_report or {}).get("attempts") or []:
+        if isinstance(attempt, Mapping) and attempt.get("checks"):
+            name = str(attempt.get("url") or "").rsplit("/", 1)[-1]
+            out.setdefault(name, {"cover": attempt["checks"]})
+    return out
+
+
+def _html_lines(lines: Sequence[Sequence[Figure]]) -> str:
+    return "<br>".join(
+        " · ".join(f'<span class="why">{html.escape(f.text)}</span>' if f.failed else html.escape(f.text) for f in line)
+        for line in lines
+    )
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -69,7 +156,7 @@ def _no_candidates(s: ProductStatus) -> str:
     return "no candidates: the search returns nothing"
 
 
-def _candidate_caption(c: Candidate) -> str:
+def _candidate_caption(c: Candidate, checks: Mapping[str, Any] | None) -> str:
     ext = {"jpeg": "jpg"}.get(c.format, c.format)
     text = f"{html.escape(c.path.name)}<br>{c.width}×{c.height} {ext}"
     if c.stored_as is not None:
@@ -77,6 +164,8 @@ def _candidate_caption(c: Candidate) -> str:
     elif c.refusal is not None:
         detail = f" — {html.escape(c.refusal.detail)}" if c.refusal.detail else ""
         text += f'<br><span class="why">{html.escape(c.refusal.stage)}: {html.escape(c.refusal.reason)}</span>{detail}'
+    if checks is not None:
+        text += f'<br><span class="checks">{_html_lines(check_lines(checks))}</span>'
     return text
 
 
@@ -84,14 +173,15 @@ def _stored_caption(i: StoredImage) -> str:
     parts = [f"#{i.order}" + (" main picture" if i.order == 0 else "")]
     if i.width and i.height:
         parts.append(f"{i.width}×{i.height}")
-    if i.background_removed:
-        parts.append('<span class="kept">background removed</span>')
     if i.pre_existing:
         parts.append("existing image (not touched)")
-    elif i.source_name:
+        return "<br>".join(parts)
+    parts.append(_html_lines([_image_line(i)]))
+    if i.source_name:
         parts.append(f"from {html.escape(i.source_name)}")
     if i.source_label:  # issue 13: where the picture came from
         parts.append(f'<span class="source">{html.escape(i.source_label)}</span>')
+    parts.append(f'<span class="checks">{_html_lines(check_lines(i.checks))}</span>')
     return "<br>".join(parts)
 
 
@@ -109,8 +199,9 @@ def render_html(statuses: Sequence[ProductStatus], out_dir: Path, *, title: str,
         reason = ""
         if s.attempt_outcome and s.attempt_outcome != "stored" and (s.attempt_reason or s.sync_error):
             reason = f'<div class="reason">{html.escape(s.sync_error or s.attempt_reason or "")}</div>'
+        tried = _tried_checks(s)
         before = (
-            "".join(_figure(_rel(c.path, out_dir), _candidate_caption(c)) for c in s.candidates)
+            "".join(_figure(_rel(c.path, out_dir), _candidate_caption(c, tried.get(c.path.name))) for c in s.candidates)
             or f'<span class="muted">{_no_candidates(s)}</span>'
         )
         after = (
@@ -128,7 +219,9 @@ def render_html(statuses: Sequence[ProductStatus], out_dir: Path, *, title: str,
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class=sub>Generated {generated_at:%Y-%m-%d %H:%M} UTC. Before: what the "
-        "search returned. After: what the pipeline stored (1200×1200 JPEG on white; #0 is the main picture).</p>"
+        "search returned. After: what the pipeline stored (1200×1200 JPEG on white; #0 is the main picture). Each "
+        "picture judged as a cover shows its checks (text and white-border shares, fill, parts, the cut-out's "
+        "doubtful share and core); a failed check is in red.</p>"
         "<table><thead><tr><th>Product</th><th>Candidates (before)</th><th>Stored images (after)</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></body></html>"
     )
@@ -137,7 +230,8 @@ def render_html(statuses: Sequence[ProductStatus], out_dir: Path, *, title: str,
 # --- PNG ---------------------------------------------------------------------------------------------------------
 
 _W_INFO, _THUMB_W, _THUMB_H, _AFTER = 430, 150, 112, 140
-_CAPTION_H, _PAD = 34, 12
+_CAPTION_H, _PAD = 90, 12
+_LINE = 13
 _ROW_H = max(_THUMB_H, _AFTER) + _CAPTION_H + 2 * _PAD
 _BEFORE_SLOTS, _AFTER_SLOTS = 6, 5
 
@@ -209,6 +303,25 @@ def _wrap(
     return lines
 
 
+def _draw_lines(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    lines: Sequence[Sequence[Figure]],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    *,
+    limit: int,
+) -> None:
+    """Figures left to right, a line each; a failed one red."""
+    x0, y = xy
+    for line in lines[:limit]:
+        x = x0
+        for k, figure in enumerate(line):
+            text = ("  " if k else "") + figure.text
+            _text(draw, (x, y), text, (161, 29, 29) if figure.failed else (74, 79, 89), font)
+            x += draw.textlength(_plain(text), font=font)
+        y += _LINE
+
+
 def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
     before_w = _BEFORE_SLOTS * (_THUMB_W + 8)
     after_x = _W_INFO + before_w + 30
@@ -219,7 +332,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
     _text(d, (_PAD, 12), title, (29, 31, 35), _font(24))
     _text(d, (_W_INFO, 44), "candidates (before)", (91, 96, 107), _font(14))
     _text(d, (after_x, 44), "stored images (after) — #0 main picture", (91, 96, 107), _font(14))
-    small, tiny = _font(14), _font(11)
+    small, tiny, micro = _font(14), _font(11), _font(10)
     colors = {"ok": (23, 105, 47), "err": (161, 29, 29), "na": (74, 79, 89), "info": (29, 74, 161)}
     for row, s in enumerate(statuses):
         y = header + row * _ROW_H
@@ -239,6 +352,7 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
                 if ty < y + _ROW_H - 14:
                     _text(d, (_PAD, ty), line, colors["err"], tiny)
                     ty += 13
+        tried = _tried_checks(s)
         for k, c in enumerate(s.candidates[:_BEFORE_SLOTS]):
             x = _W_INFO + k * (_THUMB_W + 8)
             sheet.paste(_thumb(c.path, (_THUMB_W, _THUMB_H), (233, 235, 239)), (x, y + _PAD))
@@ -248,6 +362,9 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
                 _text(d, (x, y + _PAD + _THUMB_H + 17), f"→ stored #{c.stored_as}", colors["ok"], tiny)
             elif c.refusal is not None:
                 _text(d, (x, y + _PAD + _THUMB_H + 17), f"✗ {c.refusal.reason}", colors["err"], tiny)
+            checks = tried.get(c.path.name)
+            if checks is not None:  # the verdict is on the line above; its figures below
+                _draw_lines(d, (x, y + _PAD + _THUMB_H + 31), check_lines(checks)[1:], micro, limit=4)
         if not s.candidates:
             _text(d, (_W_INFO, y + _PAD + 40), _no_candidates(s), (138, 143, 153), small)
         _text(d, (after_x - 24, y + _PAD + _AFTER // 2 - 10), "→", (138, 143, 153), _font(20))
@@ -256,14 +373,17 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
             tile = _thumb(i.path, (_AFTER, _AFTER), (255, 255, 255))
             ImageDraw.Draw(tile).rectangle([0, 0, _AFTER - 1, _AFTER - 1], outline=(216, 219, 225))
             sheet.paste(tile, (x, y + _PAD))
-            label = (
-                f"#{i.order}"
-                + (" bg removed" if i.background_removed else "")
-                + (" existing" if i.pre_existing else "")
-                + (f" · {i.source_label}" if i.source_label else "")
-            )
-            _text(d, (x, y + _PAD + _AFTER + 3), label, colors["ok"] if i.background_removed else (74, 79, 89),
-                   tiny)  # fmt: skip
+            label_y = y + _PAD + _AFTER + 3
+            if i.pre_existing:
+                _text(d, (x, label_y), f"#{i.order} existing", (74, 79, 89), tiny)
+                continue
+            _draw_lines(d, (x, label_y), [[Figure(f"#{i.order}"), *_image_line(i, short=True)]], micro, limit=1)
+            lines = check_lines(i.checks)
+            verdict = lines[0][0]
+            judged = i.checks is not None and bool(i.checks.get("cover"))
+            color = colors["err"] if verdict.failed else colors["ok"] if judged else colors["na"]
+            _text(d, (x, label_y + _LINE), verdict.text, color, micro)
+            _draw_lines(d, (x, label_y + 2 * _LINE), lines[1:], micro, limit=4)
         if not s.stored:
             _text(d, (after_x, y + _PAD + 40), "nothing stored", (138, 143, 153), small)
     return sheet

@@ -53,6 +53,10 @@ class StoredImage:
     created_at: datetime | None
     pre_existing: bool  # not written by the pipeline (no storage key): the demo's "already has images" product
     source_label: str | None = None  # "distributor" or "search brave #2" (from ml_images_image)
+    background_method: str | None = None  # from ``ml_images_image``: "studio", the model's name, or None
+    quality_score: float | None = None
+    cover_compliant: bool | None = None  # None: never judged as a cover
+    checks: Mapping[str, Any] | None = None  # ``ProcessedImage.checks_dict()``
 
 
 @dataclass
@@ -72,6 +76,7 @@ class ProductStatus:
     refusals: list[Refusal] = field(default_factory=list)
     listing_status: str | None = None
     sync_error: str | None = None
+    cover_report: Mapping[str, Any] | None = None  # the latest attempt's (policy, status, flagged, attempts)
 
 
 def explain_ineligibility(product: ProductMaster, product_filter: MercadoLibreFilter) -> str | None:
@@ -153,6 +158,10 @@ def collect_status(
             sa.select(ProductImage).where(ProductImage.product_id.in_(ids)).order_by(ProductImage.order)
         ):
             images.setdefault(image.product_id, []).append(image)
+        details = {
+            d.product_image_id: d
+            for d in session.scalars(sa.select(ImageDetail).where(ImageDetail.product_id.in_(ids)))
+        }
         latest = (
             sa.select(sa.func.max(ImageFetchAttempt.id))
             .where(ImageFetchAttempt.product_id.in_(ids))
@@ -191,11 +200,13 @@ def collect_status(
                 status.search_calls = attempt.search_calls
                 status.candidates_found = attempt.candidates_found
                 status.refusals = _refusals(attempt.refusals)
+                status.cover_report = attempt.cover_report
             listing = listings.get(pm.id)
             if listing is not None:
                 status.listing_status = listing.status.value if listing.status is not None else None
                 status.sync_error = listing.sync_error
             for image in images.get(pm.id, []):
+                detail = details.get(image.id)
                 status.stored.append(
                     StoredImage(
                         order=image.order,
@@ -208,6 +219,10 @@ def collect_status(
                         created_at=image.created_at,
                         pre_existing=image.storage_key is None,
                         source_label=sources.get(image.id),
+                        background_method=detail.background_method if detail else None,
+                        quality_score=detail.quality_score if detail else None,
+                        cover_compliant=detail.cover_compliant if detail else None,
+                        checks=detail.checks if detail else None,
                     )
                 )
     for status in statuses:

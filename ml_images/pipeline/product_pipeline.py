@@ -9,6 +9,10 @@ what stops two overlapping runs from both writing a product, whatever the orches
 Failure policy:
 
 * a product whose candidates are all refused is that product's outcome (``NO_IMAGES``, listing → ERROR);
+  so is one whose candidates all fail the cover gate under the strict cover policy (``no_compliant_cover``, the
+  failed checks in the reason); under the lenient policy its pictures are stored and the attempt is flagged
+  (``reason_code`` ``no_compliant_cover`` on a stored attempt). Every attempt that processed candidates keeps a
+  ``cover_report`` (policy, status, model runs, each candidate tried as the cover with its checks);
 * a product whose every candidate failed at the transport level (DNS, connect, TLS, timeout, deadline) is left
   pending (``DEFERRED``, ``candidates_unreachable``: no ERROR, no cooldown) until that happened in
   ``unreachable_attempts`` consecutive runs; then it is ``no_usable_image``. When every product of a batch that
@@ -68,7 +72,8 @@ from ml_images.pipeline.heartbeat import DEFAULT_HEARTBEAT_SECONDS, ClaimHeartbe
 from ml_images.pipeline.refusal_tally import RefusalTally
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus, StoredImage, describe_counts
 from ml_images.processing.processor import ImageProcessorService
-from ml_images.processing.results import ProcessingOutcome
+from ml_images.processing.product_match import ProductIdentity
+from ml_images.processing.results import NO_COMPLIANT_COVER, ProcessingOutcome
 from ml_images.refusals import Refusal
 from ml_images.search.candidates import SearchOutcome
 from ml_images.search.distributor import (
@@ -84,7 +89,7 @@ from ml_images.search.distributor import (
     search_candidates,
 )
 from ml_images.search.query import QueryConstructor
-from ml_images.search.ranking import ProductProfile, RankedCandidate
+from ml_images.search.ranking import ProductProfile, RankedCandidate, product_identity
 from ml_images.search.service import ImageSearchService, search_calls_by_provider_of, search_calls_of
 from ml_images.storage.base import ImageStore
 from ml_images.storage.keys import image_key
@@ -221,6 +226,7 @@ class _ProductState:
 
     def candidates(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.ranked[:MAX_STORED_CANDIDATES]]
+        self.cover_report: dict[str, Any] | None = None  # set once processing has judged a cover
 
     def stats(self) -> AttemptStats:
         """What this attempt cost and saw so far, as the recorder stores it."""
@@ -234,6 +240,7 @@ class _ProductState:
             search_cache_hits=1 if self.search_cached else 0,
             downloads=self.downloads,
             candidates=self.candidates(),
+            cover_report=self.cover_report,
         )
 
     def report(
@@ -244,6 +251,7 @@ class _ProductState:
         reason: str | None = None,
         images: Sequence[StoredImage] = (),
         replaced_objects: int = 0,
+        cover_flagged: bool = False,
     ) -> ProductReport:
         return ProductReport(
             product_id=self.product_id,
@@ -258,6 +266,8 @@ class _ProductState:
             reason_code=reason_code,
             reason=reason,
             replaced_objects=replaced_objects,
+            cover_status=self.cover_report["status"] if self.cover_report else None,
+            cover_flagged=cover_flagged,
             seconds=round(time.monotonic() - self.started, 3),
             provider=self.provider,
             search_calls_by_provider=dict(self.calls_by_provider),
@@ -502,8 +512,19 @@ class ProductImagePipeline:
             return gathered
         downloads = gathered
 
-        processed = self._run_cpu(work.cpu_pool, downloads)
+        processed = self._run_cpu(work.cpu_pool, downloads, product_identity(product))
         state.refusals.extend(processed.refusals)
+        if downloads:
+            state.cover_report = cover_report(processed, self._processor.cover_policy)
+        if (
+            not processed.images
+            and processed.cover_status == NO_COMPLIANT_COVER
+            and self._processor.cover_policy == "strict"
+        ):
+            # Strict policy: a listing whose cover breaks Mercado Libre's rules is moderated; "no picture" is the
+            # clearer error for the seller (README, "The cover"). Under the lenient policy the cover rules keep
+            # nothing out, so a product left with nothing is no_usable_image.
+            return self._no_images(claim, state, NO_COMPLIANT_COVER, no_compliant_cover_reason(processed))
         if not processed.images:
             return self._no_images(
                 claim,
@@ -538,7 +559,9 @@ class ProductImagePipeline:
             # ``fallback``: a search is paid for only when the distributor photo is refused, so judge it first.
             self._download(state, state.add_ranked(sources.ranker.rank(pool, profile)), fetched)
             abort.checkpoint()
-            verdict = self._run_cpu(work.cpu_pool, fetched.downloads)
+            verdict = self._run_cpu(work.cpu_pool, fetched.downloads, product_identity(product))
+            if fetched.downloads:
+                state.cover_report = cover_report(verdict, self._processor.cover_policy)
             if verdict.images:
                 state.search_plan = plan_search(sources.mode, self._max_images, DistributorPhoto.USABLE).reason
                 work.reach.record(deferred=False)
@@ -649,12 +672,16 @@ class ProductImagePipeline:
             f"all {state.candidates_found} candidates unreachable in {streak} consecutive attempts ({refused})",
         )
 
-    def _run_cpu(self, cpu_pool: ThreadPoolExecutor | None, downloads: list[DownloadedImage]) -> ProcessingOutcome:
+    def _run_cpu(
+        self, cpu_pool: ThreadPoolExecutor | None, downloads: list[DownloadedImage], identity: ProductIdentity
+    ) -> ProcessingOutcome:
         if not downloads:
             return ProcessingOutcome(images=[])
         if cpu_pool is None:
-            return self._processor.process_product(downloads, max_images=self._max_images)
-        return cpu_pool.submit(self._processor.process_product, downloads, max_images=self._max_images).result()
+            return self._processor.process_product(downloads, max_images=self._max_images, product=identity)
+        return cpu_pool.submit(
+            self._processor.process_product, downloads, max_images=self._max_images, product=identity
+        ).result()
 
     def _no_images(self, claim: Claim, state: _ProductState, code: str, reason: str) -> ProductReport:
         self._recorder.record_no_images(
@@ -710,12 +737,18 @@ class ProductImagePipeline:
                         height=image.height,
                         background_removed=image.background_removed,
                         **provenance,
+                        background_method=image.background_method,
+                        quality_score=round(image.quality_score, 4),
+                        cover_compliant=image.cover_compliant,
+                        checks=image.checks_dict(),
                     )
                 )
+            # Lenient policy without a compliant cover: stored, the attempt flagged with the checks that failed.
+            flagged = processed.cover_flagged
+            flag_code = NO_COMPLIANT_COVER if flagged else None
+            flag_reason = no_compliant_cover_reason(processed, stored=True) if flagged else None
             unreferenced = self._recorder.commit_images(
-                claim,
-                records,
-                stats=state.stats(),
+                claim, records, stats=state.stats(), reason_code=flag_code, reason=flag_reason
             )
         except BaseException as exc:
             self._clean_up_after_failure(uploaded, protected, pid, claim_lost=isinstance(exc, ClaimLostError))
@@ -723,7 +756,14 @@ class ProductImagePipeline:
         now_used = set(uploaded)
         stale = [k for k in unreferenced if k not in now_used]
         deleted = self._delete_quietly(stale, pid, "no longer referenced")
-        return state.report(ProductStatus.STORED, images=stored, replaced_objects=deleted)
+        return state.report(
+            ProductStatus.STORED,
+            images=stored,
+            replaced_objects=deleted,
+            reason_code=flag_code,
+            reason=flag_reason,
+            cover_flagged=flagged,
+        )
 
     def _clean_up_after_failure(
         self, uploaded: list[str], protected: set[str], product_id: int, *, claim_lost: bool
@@ -778,6 +818,47 @@ _SKIP_REASONS = {
     "not_eligible": "the product is no longer eligible for Mercado Libre",
     "not_found": "no such product",
 }
+
+
+#: Cover attempts kept in an attempt's ``cover_report`` (each carries its full checks).
+MAX_REPORTED_COVER_ATTEMPTS = 10
+
+
+def cover_report(processed: ProcessingOutcome, policy: str) -> dict[str, Any]:
+    """How the cover was chosen, as the attempt row keeps it: the policy, the outcome, whether the stored pictures
+    are flagged (lenient, no compliant cover), the model runs spent and each candidate tried with its checks."""
+    return {
+        "policy": policy,
+        "status": processed.cover_status,
+        "flagged": processed.cover_flagged,
+        "model_runs": processed.model_runs,
+        "failed_checks": processed.failed_checks,
+        "attempts": [a.to_dict() for a in processed.cover_attempts[:MAX_REPORTED_COVER_ATTEMPTS]],
+    }
+
+
+def no_compliant_cover_reason(processed: ProcessingOutcome, *, stored: bool = False) -> str:
+    """``no candidate passes Mercado Libre's cover rules (2 tried, 2 model runs): cover_text×2 — 1.jpg:
+    cover_text: text covers 8 % ...`` — the checks that failed, with their measured values, per tried candidate."""
+    attempts = processed.cover_attempts
+    counts: dict[str, int] = {}
+    for attempt in attempts:
+        for code in attempt.failed_codes:
+            counts[code] = counts.get(code, 0) + 1
+    head = (
+        f"no candidate passes Mercado Libre's cover rules ({len(attempts)} tried, {processed.model_runs} model runs): "
+        f"{describe_counts(counts) or 'none judged'}"
+    )
+    if stored:
+        head += "; pictures kept under the lenient policy, the cover flagged"
+    parts = []
+    for attempt in attempts:
+        name = attempt.url.rsplit("/", 1)[-1] or attempt.url
+        if attempt.refused is not None:
+            parts.append(f"{name}: {attempt.refused}")
+        elif attempt.checks is not None:
+            parts.append(f"{name}: " + "; ".join(f"{f.code}: {f.detail}" for f in attempt.checks.failures))
+    return (head + (" — " + " | ".join(parts) if parts else ""))[:1500]
 
 
 def _download_refusal(refused: DownloadRefused) -> Refusal:

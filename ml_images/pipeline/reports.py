@@ -50,6 +50,43 @@ class StoredImage:
         """``distributor`` or ``search brave #3``: a short label for summaries and contact sheets."""
         return source_label(self.source_kind, self.provider, self.provider_rank)
 
+    #: How the background was separated: "studio" (flood fill), the rembg model's name, or None (kept as shot).
+    background_method: str | None = None
+    quality_score: float | None = None  # 0-1
+    cover_compliant: bool | None = None  # None: never judged as a cover
+    #: ``ProcessedImage.checks_dict()``: the cover checks and their measured values (text share, white border, fill,
+    #: mask figures), JSON-ready; the same as the image's ``ml_images_image.checks``.
+    checks: Mapping[str, Any] | None = None
+
+    def check_summary(self) -> dict[str, Any]:
+        """The figures a person reads to trust this picture, compact (metadata, contact sheet): how the background
+        was separated, the quality score, the cover verdict and the rules it failed, text share, white-border share,
+        fill and the cut-out's mask figures. Figures the picture was not measured on are None."""
+        return {
+            "order": self.order,
+            "background_method": self.background_method,
+            "quality_score": self.quality_score,
+            "cover_compliant": self.cover_compliant,
+            **summarise_checks(self.checks),
+        }
+
+
+def summarise_checks(checks: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The compact figures of a picture's ``checks`` (``ProcessedImage.checks_dict()``): failed rules, text share,
+    white-border share, fill, truncated edges and the mask figures; None where it was not measured."""
+    checks = checks or {}
+    cover = checks.get("cover") or {}
+    text = cover.get("text") or {}
+    mask = cover.get("mask") or {}
+    return {
+        "failed": list(cover.get("failed") or []),
+        "text_share": _rounded(text.get("text_share")),
+        "white_border_share": _rounded(cover.get("white_border_share", checks.get("white_border_share"))),
+        "fill": _rounded(cover.get("fill")),
+        "truncated_edges": list(cover.get("truncated_edges") or []),
+        "mask": {key: _rounded(mask.get(key)) for key in _MASK_FIGURES} if mask else None,
+    }
+
 
 @dataclass(frozen=True)
 class ProductReport:
@@ -73,6 +110,8 @@ class ProductReport:
     reason_code: str | None = None
     reason: str | None = None
     replaced_objects: int = 0  # old objects deleted after a re-processing switched the rows
+    cover_status: str | None = None  # "compliant" | "no_compliant_cover" | "no_images"; None: nothing processed
+    cover_flagged: bool = False  # stored under the lenient policy without a compliant cover
     seconds: float = 0.0
     provider: str | None = None
     search_calls_by_provider: Mapping[str, int] | None = None
@@ -133,6 +172,14 @@ class BatchReport:
         if self.abort_error is not None:
             text += f"; stopped early: {type(self.abort_error).__name__}: {self.abort_error}"
         return text
+
+
+#: The mask figures a summary shows (``MaskFigures``): what survived, what the model was unsure of, the parts.
+_MASK_FIGURES = ("kept_share", "doubtful_share", "left_out_share", "objects", "core_share", "box_fill")
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def describe_refusals(refusals: Iterable[Refusal]) -> str:

@@ -11,8 +11,9 @@ measured:
 * ``cover_truncated``: the object runs into an edge of the source photo (it is cut off);
 * ``cover_multiple_objects``: a second separate part at least ``max_second_object_ratio`` of the largest;
 * ``cover_mask``: the cut-out is implausible — the model was unsure about a sizeable region (the part it dropped
-  is left as a faint ghost: the monitor whose bezel and stand were lost), it kept only a thin or fragmented part,
-  or it emptied most of the object's box;
+  is left as a faint ghost: the monitor whose bezel and stand were lost), it dropped a part outright (the photo
+  shows the object's colours going on next to the cut-out where the backdrop should be: a stand's base), it kept
+  only a thin or fragmented part, or it emptied most of the object's box;
 * ``cover_text``: text, a logo or a watermark — text off the product's largest part or across its outline, text
   printed on a saturated patch that runs out over the outline (a badge or banner the cut-out kept with the
   product), the same text or slant repeated across the picture (a watermark), or text covering more than a small
@@ -64,6 +65,7 @@ class CoverRules:
     truncation_min_run: float = 0.03  # the object runs along an edge for this share of its length
     max_second_object_ratio: float = 0.25  # second part's area / the largest part's
     max_doubtful_share: float = 0.03  # faint alpha away from the outline, of the object's area
+    max_left_out_share: float = 0.04  # next to the cut-out in the object's colours (``left_out.py``), of its area
     max_fragment_share: float = 0.2  # everything outside the largest part (kept and dropped), of the object's area
     min_core_share: float = 0.35  # share surviving an erosion by 3 % of the object's size
     min_box_fill: float = 0.15
@@ -286,6 +288,11 @@ def _mask_failures(figures: MaskFigures, rules: CoverRules) -> list[CheckFailure
         reasons.append(
             f"the model was unsure about a region {100 * figures.doubtful_share:.1f} % of the object's size "
             f"(max {100 * rules.max_doubtful_share:g} %)"
+        )
+    if figures.left_out_share > rules.max_left_out_share:
+        reasons.append(
+            f"the cut-out left out a part of the object: {100 * figures.left_out_share:.1f} % of its size next to "
+            f"it shows the object's colours, not the backdrop's (max {100 * rules.max_left_out_share:g} %)"
         )
     # Specks dropped by the clean-up, or three and more parts: the model broke the object up (two large parts
     # are two objects, judged above).

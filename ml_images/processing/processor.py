@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import imagehash
 import numpy as np
@@ -42,11 +42,13 @@ from ml_images.processing.cover_gate import CoverGate, CoverRules, CutoutView, p
 from ml_images.processing.cutout import CANVAS_ALPHA_CUTOFF, Cutout, bool_image, from_mask, place_mask, studio_cutout
 from ml_images.processing.decode import WHITE, DecodedImage, decode_image
 from ml_images.processing.dedupe import DuplicateIndex, perceptual_hash, sha256_hex
+from ml_images.processing.left_out import left_out_share
 from ml_images.processing.mask_cleanup import MaskCleanup
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD, edge_luminance, kept_fraction
 from ml_images.processing.quality_score import quality_score
 from ml_images.processing.results import (
+    COVER_POLICIES,
     NO_COMPLIANT_COVER,
     WRONG_PRODUCT,
     CoverAttempt,
@@ -67,7 +69,6 @@ REMOVAL_WORKING_SIDE = 512
 _PREVIEW_CANVAS = 256  # the main picture's un-removed framing is hashed on a small canvas (same hash, cheaper)
 JUDGE_SIDE = 384  # the canvas copy the gate measures and reads text on
 _BACKDROP_PROBE_SIDE = 192  # a white backdrop is recognised on a small copy (about a millisecond)
-COVER_POLICIES = ("strict", "lenient")
 COMPLIANT = "compliant"
 
 
@@ -492,7 +493,10 @@ class ImageProcessorService:
             log.warning("background removal failed for %s (%s); keeping the original", url, exc)
             return None
         raw = np.asarray(cut.getchannel("A"))
-        return from_mask(remover.model_name, raw, self.mask_cleanup if self.clean_masks else None)
+        cutout = from_mask(remover.model_name, raw, self.mask_cleanup if self.clean_masks else None)
+        # A part the model dropped with full confidence leaves no faint alpha to measure: look at the photo.
+        share = left_out_share(work, cutout.object_mask)
+        return replace(cutout, figures=replace(cutout.figures, left_out_share=share))
 
     def _result(
         self,

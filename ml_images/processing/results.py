@@ -17,6 +17,8 @@ WRONG_PRODUCT = "wrong_product"
 COVER_REASONS = (COVER_TEXT, COVER_NOT_WHITE, COVER_TRUNCATED, COVER_MULTIPLE_OBJECTS, COVER_MASK)
 #: The product outcome when no candidate passes the cover gate.
 NO_COMPLIANT_COVER = "no_compliant_cover"
+#: What happens then: ``strict`` keeps nothing (the listing goes to ERROR), ``lenient`` keeps the pictures, flagged.
+COVER_POLICIES = ("strict", "lenient")
 
 # How the background of a cover was separated (``ProcessedImage.background_method``); a model name otherwise.
 STUDIO_METHOD = "studio"
@@ -40,6 +42,8 @@ class MaskFigures:
     fragment_share: float  # area of every kept part but the largest
     core_share: float  # share that survives an erosion by 3 % of the object's size (low = thin remnants)
     box_fill: float  # area / area of its bounding box (low = the box mostly emptied)
+    # next to the cut-out in the object's colours, not the backdrop's: a part the model left out (``left_out.py``)
+    left_out_share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml_images.catalog.loader import CatalogLoader
 from ml_images.catalog.models import (
     AttemptOutcome,
+    ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
     MercadoLibreListing,
@@ -32,6 +34,7 @@ from ml_images.demo.runner import write_jsonl
 from ml_images.demo.scenes import Scene, Shot
 from ml_images.demo.status import ProductStatus, collect_status
 from ml_images.demo.summary import format_summary
+from ml_images.processing.results import CheckFailure, CoverChecks, MaskFigures, TextFigures
 from ml_images.refusals import Refusal
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -60,6 +63,17 @@ PRODUCTS = (
 )  # fmt: skip
 
 
+MASK = MaskFigures(
+    kept_share=0.3, doubtful_share=0.0, islands_dropped=0, island_share=0.0, holes_filled=0, hole_share=0.0,
+    objects=1, second_object_ratio=0.0, fragment_share=0.0, core_share=0.8, box_fill=0.7,
+)  # fmt: skip
+TRUNCATED_CHECKS = CoverChecks(
+    white_border_share=1.0, background_white_share=1.0, fill=0.9, area_fill=0.5, truncated_edges=("right",),
+    mask=MASK, text=TextFigures(lines=(), text_share=0.0, off_object_share=0.0, repeated=0, words=(), seconds=0.1),
+    product=None, failures=(CheckFailure("cover_truncated", "the object runs into the photo's right edge"),),
+)  # fmt: skip
+
+
 @pytest.fixture
 def demo_db(session_factory: sessionmaker[Session], tmp_path: Path):
     """The three products loaded; MN-A stored 2 images (one refusal), PC-B went to ERROR, NB-C untouched."""
@@ -76,13 +90,21 @@ def demo_db(session_factory: sessionmaker[Session], tmp_path: Path):
             key = f"products/MN-A/{order}-abc{order}.jpg"
             (store / "products" / "MN-A").mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (120, 120), "white").save(store / key, "JPEG")
-            session.add(
-                ProductImage(
-                    product_id=ids["MN-A"], url=(store / key).as_uri(), order=order, is_processed=True,
-                    storage_key=key, source_url=SERVER + source, width=1200, height=1200,
-                    background_removed=order == 0, created_at=started + timedelta(seconds=1),
-                )
+            image = ProductImage(
+                product_id=ids["MN-A"], url=(store / key).as_uri(), order=order, is_processed=True,
+                storage_key=key, source_url=SERVER + source, width=1200, height=1200,
+                background_removed=order == 0, created_at=started + timedelta(seconds=1),
             )  # fmt: skip
+            session.add(image)
+            session.flush()
+            if order == 1:  # the gallery picture failed as cover (cut off on the right); the main picture has no detail
+                session.add(
+                    ImageDetail(
+                        product_image_id=image.id, product_id=ids["MN-A"], background_method=None,
+                        quality_score=0.41, cover_compliant=False,
+                        checks={"background_method": None, "cover": TRUNCATED_CHECKS.to_dict()},
+                    )
+                )  # fmt: skip
         session.add(
             ImageFetchAttempt(
                 product_id=ids["MN-A"], started_at=started, finished_at=started + timedelta(seconds=2),
@@ -147,12 +169,24 @@ def test_contact_sheet_html_and_png(demo_db) -> None:
         assert not src.startswith(("/", "file:")), src  # relative: the folder can be moved
         assert (out / src).resolve().is_file(), src
     assert "../images/products/MN-A/0-abc0.jpg" in sources
+    # The gallery picture's checks, the failed one in red; the main picture (no detail row) says it was not judged.
+    assert '<span class="why">✗ cover_truncated</span>' in page
+    assert '<span class="why">cut off right</span>' in page
+    assert "text 0.00 · white 1.00" in page
+    assert "as shot · q 0.41" in page
+    assert "not judged as cover" in page
     with Image.open(png_path) as im:
         im.load()
         assert im.format == "PNG"
         assert im.width > 1500
         assert im.height > 3 * 150
     assert render_png(statuses[:1], title="t").height < render_png(statuses, title="t").height
+    # A failed check is drawn red under the stored pictures (right of the candidates), and only there on MN-A's row.
+    sheet = render_png(statuses[:1], title="t").convert("RGB")
+    after_x = 430 + 6 * 158 + 30
+    pixels = np.asarray(sheet.crop((after_x, 64 + 12 + 140, sheet.width, sheet.height))).astype(int)
+    red = int(np.count_nonzero((pixels[..., 0] > 140) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)))
+    assert red > 20, red
 
 
 def test_summary_of_a_run(demo_db) -> None:

@@ -95,11 +95,13 @@ class CommitFails(ImageRecorder):
         records: Sequence[ImageRecord],
         *,
         stats: AttemptStats,
+        reason_code: str | None = None,
+        reason: str | None = None,
     ) -> list[str]:
         if self.failures > 0:
             self.failures -= 1
             raise CatalogUnavailableError("the catalog database cannot be reached: connection reset (test)")
-        return super().commit_images(claim, records, stats=stats)
+        return super().commit_images(claim, records, stats=stats, reason_code=reason_code, reason=reason)
 
 
 def pending_ids(catalog: Catalog) -> list[int]:
