@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
+from ml_images.processing.execution_providers import DEFAULT_PROVIDERS, ONNX_PROVIDERS_ENV, parse_providers
 from ml_images.processing.results import COVER_POLICIES
 from ml_images.search.distributor import SEARCH_MODE_ENV_VAR, URL_REWRITES_ENV_VAR, SearchMode, UrlRewrites
 from ml_images.search.rate_limit import RATE_LIMIT_ENV_VAR, parse_rate_limit
@@ -150,6 +151,7 @@ class Settings:
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 10.0
     rembg_model: str = "u2netp"
+    onnx_providers: tuple[str, ...] = DEFAULT_PROVIDERS
     allowed_private_hosts: frozenset[str] = frozenset()
     publication_rules_json: str | None = None
     freshness_hours: float = 24.0
@@ -225,6 +227,7 @@ class Settings:
             s3_connect_timeout=env_number(env, "ML_IMAGES_S3_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             s3_read_timeout=env_number(env, "ML_IMAGES_S3_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             rembg_model=_get(env, "ML_IMAGES_REMBG_MODEL") or "u2netp",
+            onnx_providers=parse_providers(_get(env, ONNX_PROVIDERS_ENV)),
             allowed_private_hosts=parse_host_list(_get(env, "ML_IMAGES_ALLOWED_PRIVATE_HOSTS")),
             publication_rules_json=rules,
             freshness_hours=env_number(env, "MERCADOLIBRE_FRESHNESS_THRESHOLD_HOURS", 24.0),

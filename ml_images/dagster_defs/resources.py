@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml_images.catalog import db
 from ml_images.errors import ConfigurationError, SchemaNotMigratedError
 from ml_images.processing.background import BackgroundRemover, get_shared_remover
+from ml_images.processing.execution_providers import check_available
 from ml_images.settings import SEARCH_PROVIDERS, Settings, parse_host_list
 from ml_images.storage.base import ImageStore
 from ml_images.storage.factory import S3_MAX_ATTEMPTS, build_image_store, build_s3_client
@@ -169,7 +170,11 @@ class BackgroundRemoverResource(ConfigurableResource):
         return self.model_name or Settings.from_env().rembg_model
 
     def remover(self) -> BackgroundRemover:
-        return get_shared_remover(self.resolved_model())
+        """The shared remover; a ConfigurationError when ML_IMAGES_ONNX_PROVIDERS asks for a provider this
+        onnxruntime build lacks (before any product is claimed)."""
+        remover = get_shared_remover(self.resolved_model(), Settings.from_env().onnx_providers)
+        check_available(remover.providers)
+        return remover
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Fails the run at start-up with ModelNotInstalledError (names the model and `ml-images models install`).
