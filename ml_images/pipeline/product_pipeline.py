@@ -204,6 +204,7 @@ class _ProductState:
         self.search_plan: str | None = None  # why a search was (not) made: a SearchPlan reason code
         self.ranked: list[RankedCandidate] = []  # every candidate considered, in the order tried
         self._by_url: dict[str, RankedCandidate] = {}
+        self.cover_report: dict[str, Any] | None = None  # set once processing has judged a cover
 
     def add_ranked(self, ranked: Sequence[RankedCandidate]) -> list[RankedCandidate]:
         """Keep ``ranked`` (positions continue after the candidates already tried) and index it by image URL."""
@@ -226,7 +227,6 @@ class _ProductState:
 
     def candidates(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.ranked[:MAX_STORED_CANDIDATES]]
-        self.cover_report: dict[str, Any] | None = None  # set once processing has judged a cover
 
     def stats(self) -> AttemptStats:
         """What this attempt cost and saw so far, as the recorder stores it."""
