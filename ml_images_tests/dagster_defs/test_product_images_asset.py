@@ -83,14 +83,17 @@ def test_a_range_run_stores_pictures_with_thumbnails_and_names_each_product(
     assert stored["search_query"] == "Acme ZX5000 MONITOR"
     assert stored["image_urls"] == [row.url for row in catalog.images(ids[0])]
     cover, second = stored["image_1_cover"], stored["image_2"]
-    assert cover.startswith("![cover of SKU-500](data:image/jpeg;base64,") and "**cover**" in cover
-    assert second.startswith("![image 2 of SKU-500](data:image/jpeg;base64,") and "**cover**" not in second
+    assert cover.startswith("![cover of SKU-500](data:image/jpeg;base64,")
+    assert "**cover**" in cover
+    assert second.startswith("![image 2 of SKU-500](data:image/jpeg;base64,")
+    assert "**cover**" not in second
     assert "background: removed" in cover
     assert "no link (local store: set ML_IMAGES_PUBLIC_BASE_URL" in cover
     assert "\n" not in cover  # one line: the UI renders it in place
     for entry in (cover, second):
         with Image.open(io.BytesIO(_thumbnail(entry))) as thumbnail:
-            assert thumbnail.format == "JPEG" and max(thumbnail.size) == THUMBNAIL_SIDE
+            assert thumbnail.format == "JPEG"
+            assert max(thumbnail.size) == THUMBNAIL_SIDE
         assert len(_thumbnail(entry)) < 8_000  # a few KB
     assert [(r.data["order"], r.data["cover"]) for r in stored["images"].records] == [(0, True), (1, False)]
     run_table = [
@@ -126,7 +129,8 @@ def test_products_without_pictures_fail_their_partitions_and_are_not_retried(
     outcomes = {
         r.data["code"]: (r.data["outcome"], r.data["reason"]) for r in metadata[keys[2]]["run_products"].records
     }
-    assert outcomes["SKU-521"][0] == "no_images" and outcomes["SKU-521"][1].startswith("no_search_results: ")
+    assert outcomes["SKU-521"][0] == "no_images"
+    assert outcomes["SKU-521"][1].startswith("no_search_results: ")
     assert outcomes["SKU-522"] == ("stored", "")
     listing = catalog.listing(ids[1])
     assert listing is not None
