@@ -123,3 +123,13 @@ def partition_metadata(
             and entry.asset_materialization.asset_key == AssetKey("product_images")
         ]
     return {str(e.partition): {k: getattr(v, "value", v) for k, v in e.metadata.items()} for e in events}
+
+
+def observed_partition_metadata(result: ExecuteInProcessResult, instance: DagsterInstance) -> dict[str, dict[str, Any]]:
+    """Per partition: the metadata of its product_images observation (a product that got no pictures)."""
+    events = [
+        entry.asset_observation
+        for entry in instance.all_logs(result.run_id, of_type=DagsterEventType.ASSET_OBSERVATION)
+        if entry.asset_observation is not None and entry.asset_observation.asset_key == AssetKey("product_images")
+    ]
+    return {str(e.partition): {k: getattr(v, "value", v) for k, v in e.metadata.items()} for e in events}

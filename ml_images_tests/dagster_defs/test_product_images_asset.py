@@ -19,6 +19,7 @@ from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, products
 from ml_images.dagster_defs.pictures import THUMBNAIL_SIDE
 from ml_images.dagster_defs.resources import BackgroundRemoverResource, CatalogDatabaseResource
 from ml_images_tests.dagster_defs.helpers import (
+    observed_partition_metadata,
     partition_metadata,
     register,
     resources,
@@ -125,6 +126,10 @@ def test_products_without_pictures_fail_their_partitions_and_are_not_retried(
     assert description.startswith(f"1 of 3 products got no pictures: {ids[1]} SKU-521 (no_search_results)")
     metadata = partition_metadata(result, instance)
     assert sorted(metadata) == sorted([keys[0], keys[2]])  # the product without pictures is not materialised
+    observed = observed_partition_metadata(result, instance)  # its page still says what happened
+    assert list(observed) == [keys[1]]
+    assert (observed[keys[1]]["status"], observed[keys[1]]["reason_code"]) == ("no_images", "no_search_results")
+    assert observed[keys[1]]["product_code"] == "SKU-521"
     assert metadata[keys[0]]["image_1_cover"].startswith("![cover of SKU-520](data:image/jpeg;base64,")
     outcomes = {
         r.data["code"]: (r.data["outcome"], r.data["reason"]) for r in metadata[keys[2]]["run_products"].records

@@ -18,6 +18,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -41,6 +42,7 @@ from ml_images.dagster_defs.metadata import (
 from ml_images.dagster_defs.partition_metadata import add_partition_metadata
 from ml_images.dagster_defs.partitions import parse_product_key, products_partitions
 from ml_images.dagster_defs.pictures import PictureViews, presigned_link_hours, store_kind
+from ml_images.dagster_defs.progress import product_done
 from ml_images.dagster_defs.resources import (
     BackgroundRemoverResource,
     CatalogDatabaseResource,
@@ -72,6 +74,7 @@ class ProductLogger:
         self._context.log.info(
             f"product {report.product_id}: {report.status.value} ({detail}); products done {self._done}/{self._total}"
         )
+        product_done(report)
 
 
 def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Failure:
@@ -240,11 +243,12 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         # Some products got no pictures: only the others are materialised, then the step fails without a retry,
         # so their partitions show "Failed" (red) in the UI while the stored ones are green. Their outcomes are
         # recorded in image_fetch_attempt already; `ml-images fetch` reads them to tell this from a fault.
+        # The products without pictures get an observation instead: their partition's page still lists what
+        # was searched and why each candidate was refused, without counting as materialised.
+        failed_keys = {str(r.product_id) for r in without_pictures}
         for key, metadata in per_partition.items():
-            if key not in {str(r.product_id) for r in without_pictures}:
-                context.log_event(
-                    AssetMaterialization(asset_key=context.asset_key, partition=key, metadata={**shared, **metadata})
-                )
+            event = AssetObservation if key in failed_keys else AssetMaterialization
+            context.log_event(event(asset_key=context.asset_key, partition=key, metadata={**shared, **metadata}))
         raise _no_pictures_failure(batch, without_pictures, products, shared)
 
     return product_images
