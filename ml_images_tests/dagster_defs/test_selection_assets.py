@@ -104,6 +104,12 @@ def _image_partition_status(instance: DagsterInstance, key: str) -> StaleStatus:
     return resolver.get_status(AssetKey("product_images"), key)
 
 
+def _tags(instance: DagsterInstance, run_id: str) -> dict[str, str]:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return dict(run.tags)
+
+
 def test_a_dry_run_is_tagged_and_leaves_image_partitions_in_sync(
     catalog: Catalog, web: ImageWeb, instance: DagsterInstance
 ):
@@ -119,7 +125,7 @@ def test_a_dry_run_is_tagged_and_leaves_image_partitions_in_sync(
     dry = run_selection(instance, res, dry_run=True)
 
     assert dry.success
-    assert instance.get_run_by_id(dry.run_id).tags[DRY_RUN_TAG] == "true"
+    assert _tags(instance, dry.run_id)[DRY_RUN_TAG] == "true"
     assert dry.asset_materializations_for_node("pending_image_products") == []
     [observation] = dry.asset_observations_for_node("pending_image_products")
     assert observation.metadata["selected_count"].value == 1
@@ -128,5 +134,5 @@ def test_a_dry_run_is_tagged_and_leaves_image_partitions_in_sync(
 
     # A real selection does materialise the upstream asset: the partition becomes Unsynced, as the UI shows.
     real = run_selection(instance, res)
-    assert DRY_RUN_TAG not in instance.get_run_by_id(real.run_id).tags
+    assert DRY_RUN_TAG not in _tags(instance, real.run_id)
     assert _image_partition_status(instance, key) == StaleStatus.STALE
