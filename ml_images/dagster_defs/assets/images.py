@@ -31,7 +31,12 @@ from dagster import (
 )
 
 from ml_images.dagster_defs.assets.selection import pending_image_products
-from ml_images.dagster_defs.config import IMAGE_SEARCH_POOL, ProductImagesConfig, transient_retry_policy
+from ml_images.dagster_defs.config import (
+    IMAGE_SEARCH_POOL,
+    NO_PICTURES_KEY,
+    ProductImagesConfig,
+    transient_retry_policy,
+)
 from ml_images.dagster_defs.metadata import (
     PictureView,
     ProductInfo,
@@ -117,7 +122,7 @@ def _no_pictures_failure(
             f"{' …' if len(named) > 25 else ''}. This is their outcome, recorded in image_fetch_attempt (listing "
             f"ERROR or left pending), not a fault of the run: not retried. {batch.summary()}"
         ),
-        metadata={**shared, "products_without_pictures": MetadataValue.json([r.product_id for r in without])},
+        metadata={**shared, NO_PICTURES_KEY: MetadataValue.json([r.product_id for r in without])},
         allow_retries=False,
     )
 
