@@ -91,9 +91,16 @@ class ProductInfo:
 
 @dataclass(frozen=True)
 class PictureView:
-    """One stored image as the UI shows it: the image, its thumbnail (``data:`` URI) and a full-image link."""
+    """One stored image as the UI shows it: an inline preview and a thumbnail (``data:`` URIs), a full-image link.
+
+    Dagster 1.13 renders a markdown metadata value in place only when it is shorter than 1,000 characters; a
+    longer one sits behind "[Show Markdown]" (a dialog, where its pictures do load). So each image gets a tiny
+    preview that fits in its own entry, shown on the partition page, and a thumbnail of a few KB, shown together
+    with the others in the ``thumbnails`` dialog.
+    """
 
     image: StoredImage
+    preview: str | None = None
     thumbnail: str | None = None
     link: FullImageLink | None = None
 
@@ -109,9 +116,12 @@ def basic_image_facts(image: StoredImage) -> dict[str, str]:
     }
 
 
-#: Per-image fields, in order. Each is shown beside the image's thumbnail and as a column of the ``images`` table;
-#: adding a field (provenance, a score) is adding a function here (or passing ``facts=`` to ``product_metadata``).
+#: Per-image fields, in order. Each becomes a column of the ``images`` table and a line under the image in the
+#: ``thumbnails`` dialog; adding a field (provenance, a score) is adding a function here (or passing ``facts=`` to
+#: ``product_metadata``).
 IMAGE_FACTS: tuple[ImageFacts, ...] = (basic_image_facts,)
+#: Dagster renders markdown in place below this length (see ``PictureView``).
+INLINE_MARKDOWN_LIMIT = 1000
 
 
 def _facts(image: StoredImage, facts: Sequence[ImageFacts]) -> dict[str, str]:
@@ -121,29 +131,46 @@ def _facts(image: StoredImage, facts: Sequence[ImageFacts]) -> dict[str, str]:
     return merged
 
 
-def image_entry_key(view: PictureView) -> str:
-    return f"image_{view.image.order + 1}" + ("_cover" if view.image.order == 0 else "")
+def _alt(image: StoredImage, info: ProductInfo) -> str:
+    return f"{'cover' if image.order == 0 else f'image {image.order + 1}'} of {info.label}"
 
 
-def image_entry(view: PictureView, info: ProductInfo, facts: Sequence[ImageFacts], no_link: str) -> MetadataValue:
-    """One line of markdown (the UI renders single-line markdown in place; a multi-line value is folded away)."""
-    image = view.image
-    cover = image.order == 0
-    alt = f"{'cover' if cover else f'image {image.order + 1}'} of {info.label}"
-    parts = [f"![{alt}]({view.thumbnail})" if view.thumbnail else "(no thumbnail: the stored object is unreadable)"]
-    if cover:
-        parts.append("**cover**")
-    parts.extend(f"{k}: {v}" for k, v in _facts(image, facts).items())
-    if view.link is not None:
-        parts.append(f"[full image]({_markdown_url(view.link.url)}) ({view.link.describe()})")
-    else:
-        parts.append(f"no link ({no_link})")
-    return MetadataValue.md(" · ".join(p.replace("\n", " ") for p in parts))
+def image_entry_key(image: StoredImage) -> str:
+    return f"image_{image.order + 1}" + ("_cover" if image.order == 0 else "")
 
 
-def images_table(views: Sequence[PictureView], facts: Sequence[ImageFacts]) -> MetadataValue:
+def image_entry(view: PictureView, info: ProductInfo) -> MetadataValue:
+    """The image's inline preview, the cover marked; always below ``INLINE_MARKDOWN_LIMIT`` characters."""
+    cover = " **cover**" if view.image.order == 0 else ""
+    if view.preview and len(view.preview) + 80 < INLINE_MARKDOWN_LIMIT:
+        return MetadataValue.md(f"![{_alt(view.image, info)}]({view.preview}){cover}")
+    return MetadataValue.md(f"(no preview: the stored object could not be read; see `images`){cover}")
+
+
+def thumbnails_entry(views: Sequence[PictureView], info: ProductInfo, facts: Sequence[ImageFacts]) -> MetadataValue:
+    """Every image's thumbnail, cover first and marked, each with its facts and link ("[Show Markdown]")."""
+    blocks = []
+    for view in sorted(views, key=lambda v: v.image.order):
+        image = view.image
+        title = f"**{image.order + 1}. cover**" if image.order == 0 else f"**{image.order + 1}.**"
+        picture = f"![{_alt(image, info)}]({view.thumbnail})" if view.thumbnail else "(no thumbnail)"
+        lines = [f"{title} {picture}", *(f"{k}: {v}" for k, v in _facts(image, facts).items())]
+        if view.link is not None:
+            lines.append(f"[full image]({_markdown_url(view.link.url)}) ({view.link.describe()})")
+        blocks.append("  \n".join(line.replace("\n", " ") for line in lines))
+    return MetadataValue.md("\n\n".join(blocks))
+
+
+def images_table(views: Sequence[PictureView], facts: Sequence[ImageFacts], no_link: str) -> MetadataValue:
     rows: list[dict[str, str | int | bool]] = [
-        {"order": v.image.order, "cover": v.image.order == 0, **_facts(v.image, facts)} for v in views
+        {
+            "order": v.image.order,
+            "cover": v.image.order == 0,
+            **_facts(v.image, facts),
+            "full_image": v.link.url if v.link is not None else f"no link ({no_link})",
+            "link_validity": v.link.describe() if v.link is not None else "",
+        }
+        for v in views
     ]
     names = list(dict.fromkeys(k for row in rows for k in row))
     types = {"order": "int", "cover": "bool"}
@@ -161,11 +188,11 @@ def product_metadata(
     facts: Sequence[ImageFacts] = IMAGE_FACTS,
     no_link: str = "no public URL",
 ) -> dict[str, Any]:
-    """Metadata of one product's partition: what the product is, its status, each stored image (thumbnail, cover
-    first and marked, link), refusals, search calls.
+    """Metadata of one product's partition: what the product is, its status, each stored image (inline preview,
+    cover first and marked; thumbnails with their facts; full-image links), refusals, search calls.
 
-    ``pictures`` are the report's images with their thumbnails and links (``PictureViews`` builds them); without
-    them the images are still listed, without thumbnails. At most ``REFUSAL_ROWS`` refused candidates are listed
+    ``pictures`` are the report's images with their previews, thumbnails and links (``PictureViews`` builds them);
+    without them the images are still listed, without pictures. At most ``REFUSAL_ROWS`` refused candidates are listed
     (a bounded event however many results a search gave); ``refusal_counts`` and ``refusals_total`` cover every
     refusal.
     """
@@ -188,10 +215,18 @@ def product_metadata(
     if report.reason:
         metadata["reason"] = _clip(report.reason, 1000)
     if report.images:
-        views = list(pictures) if pictures is not None else [PictureView(image) for image in report.images]
-        for view in sorted(views, key=lambda v: v.image.order):
-            metadata[image_entry_key(view)] = image_entry(view, info, facts, no_link)
-        metadata["images"] = images_table(views, facts)
+        views = sorted(
+            pictures if pictures is not None else [PictureView(image) for image in report.images],
+            key=lambda v: v.image.order,
+        )
+        for view in views:
+            metadata[image_entry_key(view.image)] = image_entry(view, info)
+            if view.link is not None:
+                metadata[f"image_{view.image.order + 1}_full"] = MetadataValue.url(view.link.url)
+        links = {v.link.describe() for v in views if v.link is not None}
+        metadata["full_image_links"] = ", ".join(sorted(links)) if links else f"none ({no_link})"
+        metadata["thumbnails"] = thumbnails_entry(views, info, facts)
+        metadata["images"] = images_table(views, facts, no_link)
         metadata["image_urls"] = MetadataValue.json([image.url for image in report.images])
     if report.replaced_objects:
         metadata["replaced_objects_deleted"] = report.replaced_objects

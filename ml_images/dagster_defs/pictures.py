@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 160
 THUMBNAIL_QUALITY = 70
+#: Inline previews, largest first: the first whose ``data:`` URI fits ``PREVIEW_MAX_CHARS`` is used (side, quality).
+PREVIEW_STEPS = ((64, 50), (64, 35), (56, 35), (48, 30), (40, 25), (32, 25))
+#: Leaves room for the markdown around it below Dagster's 1,000-character limit for in-place markdown.
+PREVIEW_MAX_CHARS = 900
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
 #: SigV4 presigned URLs are valid for at most seven days.
 MAX_PRESIGNED_HOURS = 168.0
@@ -69,14 +73,26 @@ class PictureViews:
         self.store = store
         self.presigned_link_hours = presigned_link_hours
 
-    def thumbnail_uri(self, storage_key: str) -> str | None:
-        """The thumbnail as a ``data:`` URI; ``None`` (logged) when the object cannot be read or decoded: the
-        metadata then says so instead of failing the product, whose images are stored and recorded already."""
+    def pictures(self, storage_key: str) -> tuple[str | None, str | None]:
+        """The inline preview and the thumbnail as ``data:`` URIs, from one read of the object; ``(None, None)``
+        (logged) when it cannot be read or decoded: the metadata then says so instead of failing the product,
+        whose images are stored and recorded already. The preview is ``None`` when even the smallest step does
+        not fit ``PREVIEW_MAX_CHARS``."""
         try:
-            return data_uri(thumbnail_jpeg(self.store.get(storage_key)))
+            data = self.store.get(storage_key)
+            thumbnail = data_uri(thumbnail_jpeg(data))
+            preview = next(
+                (
+                    uri
+                    for side, quality in PREVIEW_STEPS
+                    if len(uri := data_uri(thumbnail_jpeg(data, side, quality))) <= PREVIEW_MAX_CHARS
+                ),
+                None,
+            )
         except (StorageUnavailableError, KeyError, OSError, UnidentifiedImageError, ValueError) as exc:
             log.warning("no thumbnail for %s: %s", storage_key, type(exc).__name__)
-            return None
+            return None, None
+        return preview, thumbnail
 
     def link(self, storage_key: str, recorded_url: str) -> FullImageLink | None:
         store = self.store

@@ -55,11 +55,11 @@ def _retries(result: Any) -> int:
     return sum(1 for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
 
 
-def _thumbnail(entry: str) -> bytes:
-    """The JPEG embedded in an ``image_N`` markdown entry (``![alt](data:image/jpeg;base64,...)``)."""
-    match = re.search(r"\]\(data:image/jpeg;base64,([A-Za-z0-9+/=]+)\)", entry)
-    assert match, entry[:200]
-    return base64.b64decode(match.group(1))
+def _embedded(markdown: str) -> list[bytes]:
+    """The JPEGs embedded in a markdown entry (``![alt](data:image/jpeg;base64,...)``)."""
+    found = re.findall(r"\]\(data:image/jpeg;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert found, markdown[:200]
+    return [base64.b64decode(data) for data in found]
 
 
 def test_a_range_run_stores_pictures_with_thumbnails_and_names_each_product(
@@ -85,17 +85,23 @@ def test_a_range_run_stores_pictures_with_thumbnails_and_names_each_product(
     assert stored["image_urls"] == [row.url for row in catalog.images(ids[0])]
     cover, second = stored["image_1_cover"], stored["image_2"]
     assert cover.startswith("![cover of SKU-500](data:image/jpeg;base64,")
-    assert "**cover**" in cover
+    assert cover.endswith(") **cover**")
     assert second.startswith("![image 2 of SKU-500](data:image/jpeg;base64,")
     assert "**cover**" not in second
-    assert "background: removed" in cover
-    assert "no link (local store: set ML_IMAGES_PUBLIC_BASE_URL" in cover
-    assert "\n" not in cover  # one line: the UI renders it in place
     for entry in (cover, second):
-        with Image.open(io.BytesIO(_thumbnail(entry))) as thumbnail:
+        assert len(entry) < 1000  # Dagster renders shorter markdown in place (longer: behind "Show Markdown")
+        with Image.open(io.BytesIO(_embedded(entry)[0])) as preview:
+            assert preview.format == "JPEG"
+            assert 32 <= max(preview.size) <= 64
+    thumbnails = stored["thumbnails"]
+    assert thumbnails.index("**1. cover** ![cover of SKU-500](data:") < thumbnails.index("**2.** ![image 2 of")
+    assert "size: 1200×1200  \nbackground: removed  \nsource: http://127.0.0.1:" in thumbnails
+    for jpeg in _embedded(thumbnails):
+        with Image.open(io.BytesIO(jpeg)) as thumbnail:
             assert thumbnail.format == "JPEG"
             assert max(thumbnail.size) == THUMBNAIL_SIDE
-        assert len(_thumbnail(entry)) < 8_000  # a few KB
+        assert len(jpeg) < 8_000  # a few KB
+    assert stored["full_image_links"].startswith("none (local store: set ML_IMAGES_PUBLIC_BASE_URL")
     assert [(r.data["order"], r.data["cover"]) for r in stored["images"].records] == [(0, True), (1, False)]
     run_table = [
         (r.data["product_id"], r.data["code"], r.data["outcome"], r.data["images"])
@@ -131,6 +137,7 @@ def test_products_without_pictures_fail_their_partitions_and_are_not_retried(
     assert (observed[keys[1]]["status"], observed[keys[1]]["reason_code"]) == ("no_images", "no_search_results")
     assert observed[keys[1]]["product_code"] == "SKU-521"
     assert metadata[keys[0]]["image_1_cover"].startswith("![cover of SKU-520](data:image/jpeg;base64,")
+    assert "product_code" in metadata[keys[0]]
     outcomes = {
         r.data["code"]: (r.data["outcome"], r.data["reason"]) for r in metadata[keys[2]]["run_products"].records
     }

@@ -138,7 +138,7 @@ def _product_entry(
     context: AssetExecutionContext,
 ) -> dict[str, Any]:
     pictures = [
-        PictureView(image, views.thumbnail_uri(image.storage_key), views.link(image.storage_key, image.url))
+        PictureView(image, *views.pictures(image.storage_key), link=views.link(image.storage_key, image.url))
         for image in report.images
     ]
     if any(p.thumbnail is None for p in pictures):
@@ -253,7 +253,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         failed_keys = {str(r.product_id) for r in without_pictures}
         for key, metadata in per_partition.items():
             event = AssetObservation if key in failed_keys else AssetMaterialization
-            context.log_event(event(asset_key=context.asset_key, partition=key, metadata={**shared, **metadata}))
+            context.log_event(event(asset_key=context.asset_key, partition=key, metadata={**metadata, **shared}))
         raise _no_pictures_failure(batch, without_pictures, products, shared)
 
     return product_images
