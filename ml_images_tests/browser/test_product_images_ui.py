@@ -91,14 +91,16 @@ def test_product_images_pages_show_pictures_and_failed_products(
     assert f"1 of 2 products got no pictures: {error} SKU-NOTHING (no_search_results)" in run_page
 
     browser.open(ui.url(f"/assets/product_images?view=partitions&partition={error}"))
-    failed_page = browser.wait_for_text("Failed", "reason_code")
-    error_metadata = metadata_rows(browser)
+    browser.wait_for_text(f"Run {images_run.run_id[:8]} failed, and did not materialize this asset.")
     browser.shot(f"partition_{error}_failed")
-    assert f"Run {images_run.run_id[:8]} failed" in failed_page or "did not materialize" in failed_page
-    assert error_metadata["product_code"] == "SKU-NOTHING"
-    assert (error_metadata["status"], error_metadata["images_stored"]) == ("no_images", "0")
-    assert error_metadata["reason_code"] == "no_search_results"
-    assert "image_1_cover" not in error_metadata
+    # What happened to it is the partition's observation: its event history leads to it in the run's log.
+    [history] = [b for b in browser.elements("button") if "View all historical events" in b.text]
+    history.click()
+    browser.wait_for_text("Historical events for", "Observation")
+    [row] = [e for e in browser.elements("tr") if "Observation" in e.text]
+    row.click()
+    browser.wait_for_text("SKU-NOTHING", "no_search_results", "Monitor Acme ZX8200 24 pulgadas")
+    browser.shot(f"partition_{error}_observation")
 
     browser.open(ui.url("/assets/image_coverage"))
     coverage_page = browser.wait_for_text("eligible", "with_pictures", "needing_attention_products")
@@ -114,6 +116,7 @@ def test_product_images_pages_show_pictures_and_failed_products(
         f"partition_{stored}_stored.png",
         "run.png",
         f"partition_{error}_failed.png",
+        f"partition_{error}_observation.png",
         "image_coverage.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in browser.shots)
