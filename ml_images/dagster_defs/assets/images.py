@@ -2,11 +2,18 @@
 
 Single-run backfill policy: a run carries a range of partitions (``context.partition_keys``), processed by
 ``ProductImagePipeline.process_batch`` with overlapping network and CPU work. Each partition gets its own metadata
-(status, images and URLs, main picture, refusals, search calls) merged into that partition's materialisation event,
-on top of the batch metadata returned in ``MaterializeResult`` (see ``partition_metadata.py`` for how, and why not
-one ``context.add_asset_metadata(..., partition_key=key)`` call per product).
+(the product's code and description, status, previews and thumbnails of its images, links, refusals, search calls;
+see ``metadata.py``) on top of the batch metadata (counts and the table of the run's products).
 
-Failures: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
+When every product of the batch ended with pictures or was skipped, the step returns a ``MaterializeResult`` and
+the per-partition metadata is merged into each partition's materialisation (see ``partition_metadata.py`` for how,
+and why not one ``context.add_asset_metadata(..., partition_key=key)`` call per product). When some products got
+no pictures (``NO_IMAGES``, ``DEFERRED``), the step logs a materialisation for each of the others and an
+observation for those, then raises ``Failure(allow_retries=False)`` naming them: the UI shows their partitions as
+failed (red) next to the stored ones (green). That is their recorded outcome, not a fault: nothing is retried, and
+``ml-images fetch`` tells it from a fault by the outcomes in ``image_fetch_attempt``.
+
+Faults: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
 fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
 products not finished stay pending and the message says what was done and what is left.
 """
