@@ -176,7 +176,9 @@ class FetchCommand:
         self.batch_size = batch_size
         self.out = out
         self.progress_bar = progress_bar
-        self.log_level = "DEBUG" if verbose else "WARNING"
+        # Without -v, Dagster's console logger stays quiet: this command prints each run's outcome and failure
+        # itself (a run that marks its products without pictures as failed would otherwise print a stack trace).
+        self.log_level = "DEBUG" if verbose else "CRITICAL"
         self.selection_job = defs.resolve_job_def("fetch_ml_images")
         self.images_job = defs.resolve_job_def("product_images_job")
         self.coverage_job = defs.resolve_job_def("image_coverage_job")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import Counter
@@ -27,6 +28,12 @@ def is_terminal(stream: IO[str] | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+def _terminal() -> IO[str]:
+    """The terminal behind stdout, on a file descriptor of its own: while a step runs, Dagster captures the
+    process's stdout and stderr (fds 1 and 2) into its compute logs, which would swallow the bar."""
+    return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+
+
 class ProductProgress:
     """Counts finished products (called from the image step's threads) and draws them as a bar with ETA.
 
@@ -38,6 +45,7 @@ class ProductProgress:
         self._out = out
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self._terminal = _terminal() if enabled else None
         self._progress = Progress(
             TextColumn("[bold]products"),
             BarColumn(),
@@ -47,8 +55,11 @@ class ProductProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=Console(file=sys.stdout),
+            console=Console(file=self._terminal) if self._terminal is not None else None,
             disable=not enabled,
+            # Dagster redirects the process's output during a step; the bar writes to its own terminal handle.
+            redirect_stdout=False,
+            redirect_stderr=False,
             # Many products finish at once at the end of a batch; the ETA settles over a longer window.
             speed_estimate_period=600,
         )
@@ -62,6 +73,8 @@ class ProductProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._progress.stop()
+        if self._terminal is not None:
+            self._terminal.close()
 
     def __call__(self, report: ProductReport) -> None:
         with self._lock:
