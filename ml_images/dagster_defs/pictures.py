@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIDE = 160
 THUMBNAIL_QUALITY = 70
 #: Inline previews, largest first: the first whose ``data:`` URI fits ``PREVIEW_MAX_CHARS`` is used (side, quality).
-PREVIEW_STEPS = ((64, 50), (64, 35), (56, 35), (48, 30), (40, 25), (32, 25))
+PREVIEW_STEPS = ((64, 40), (56, 30), (48, 30), (48, 20), (40, 20), (32, 20))
 #: Leaves room for the markdown around it below Dagster's 1,000-character limit for in-place markdown.
 PREVIEW_MAX_CHARS = 900
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
