@@ -220,6 +220,13 @@ class ImageFetchAttempt(Base):
     search_calls: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
     candidates_found: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
     images_stored: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
+    # Cost and provenance of the attempt (see ``ml_images.catalog.recorder.AttemptStats``).
+    provider: Mapped[str | None] = mapped_column(sa.String(32))  # the search provider that answered, if any
+    search_calls_by_provider: Mapped[dict[str, int] | None] = mapped_column(JSONType)
+    search_cache_hits: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
+    downloads: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
+    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)  # ranked, with score parts (bounded)
+    cover_report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # cover attempts and their checks
 
     __table_args__ = (
         sa.Index(
@@ -231,6 +238,33 @@ class ImageFetchAttempt(Base):
         ),
         sa.Index("ix_image_fetch_attempt_outcome", "product_id", "outcome", "finished_at"),
     )
+
+
+class ImageDetail(Base):
+    """What a person needs to trust one stored picture: where it came from and how it was judged.
+
+    The project's own per-image table, keyed by the ``product_image`` row it describes (one to one, removed with
+    it). It lives beside ``product_image`` rather than in it so that a catalog whose image table belongs to another
+    application keeps that table as it is.
+    """
+
+    __tablename__ = "ml_images_image"
+
+    product_image_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("product_image.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    product_id: Mapped[int] = mapped_column(sa.Integer, index=True, nullable=False)
+    source_kind: Mapped[str | None] = mapped_column(sa.String(16))  # "distributor" | "search"
+    page_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    provider: Mapped[str | None] = mapped_column(sa.String(32))
+    provider_rank: Mapped[int | None] = mapped_column(sa.Integer)
+    rank_score: Mapped[float | None] = mapped_column(sa.Float)
+    rank_parts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    background_method: Mapped[str | None] = mapped_column(sa.String(32))  # "studio", a model name, or None
+    quality_score: Mapped[float | None] = mapped_column(sa.Float)
+    cover_compliant: Mapped[bool | None] = mapped_column(sa.Boolean)
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class SearchCacheEntry(Base):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.holder import Liveness, ProcessHolder, current_holder, liveness_of
 from ml_images.catalog.models import (
     AttemptOutcome,
+    ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
     MercadoLibreListing,
@@ -49,6 +50,8 @@ _SYNC_ERROR_MAX = 4000  # a person reads it in an admin screen
 _REFUSAL_URL_MAX = 2000
 _REFUSAL_DETAIL_MAX = 500
 _KEY_CHUNK = 500  # keys per IN (...) list: below SQLite's bound-parameter limit
+#: At most this many ranked candidates are kept per attempt (the ones an operator compares).
+MAX_STORED_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,22 @@ class Claim:
     attempt_id: int
     product_id: int
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class ImageDetailRecord:
+    """Provenance and judgement of one stored picture (a row of ``ml_images_image``); every field is optional."""
+
+    source_kind: str | None = None  # "distributor" | "search"
+    page_url: str | None = None
+    provider: str | None = None
+    provider_rank: int | None = None
+    rank_score: float | None = None
+    rank_parts: Mapping[str, Any] | None = None
+    background_method: str | None = None
+    quality_score: float | None = None
+    cover_compliant: bool | None = None
+    checks: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,29 @@ class ImageRecord:
     height: int
     content_hash: str
     background_removed: bool
+    detail: ImageDetailRecord = field(default_factory=ImageDetailRecord)
+
+
+@dataclass(frozen=True)
+class AttemptStats:
+    """What an attempt cost and saw, recorded on its ``image_fetch_attempt`` row whatever its outcome.
+
+    ``refusal_counts`` counts every refusal by reason; when None it is counted from ``refusals`` (which is the
+    bounded sample that is stored). ``candidates`` are the ranked candidates with their score parts (at most
+    ``MAX_STORED_CANDIDATES`` kept); ``cover_report`` says which candidates were tried as the cover and why they
+    failed.
+    """
+
+    search_calls: int = 0
+    candidates_found: int = 0
+    refusals: Sequence[Refusal] = ()
+    refusal_counts: Mapping[str, int] | None = None
+    provider: str | None = None
+    search_calls_by_provider: Mapping[str, int] = field(default_factory=dict)
+    search_cache_hits: int = 0
+    downloads: int = 0
+    candidates: Sequence[Mapping[str, Any]] = ()
+    cover_report: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,13 +290,15 @@ class ImageRecorder:
         *,
         reason_code: str | None = None,
         reason: str | None = None,
-        search_calls: int = 0,
-        candidates_found: int = 0,
+        stats: AttemptStats | None = None,
         images_stored: int = 0,
-        refusals: Sequence[Refusal] = (),
-        refusal_counts: Mapping[str, int] | None = None,
     ) -> None:
-        counts = dict(refusal_counts) if refusal_counts is not None else dict(Counter(r.reason for r in refusals))
+        stats = stats or AttemptStats()
+        counts = (
+            dict(stats.refusal_counts)
+            if stats.refusal_counts is not None
+            else dict(Counter(r.reason for r in stats.refusals))
+        )
         # First statement of the transaction: it takes the write lock (SQLite) / the row lock (PostgreSQL), so a
         # concurrent takeover either happened before (rowcount 0) or waits until this transaction ends.
         result = session.execute(
@@ -269,11 +313,17 @@ class ImageRecorder:
                 outcome=outcome.value,
                 reason_code=reason_code,
                 reason=reason,
-                search_calls=search_calls,
-                candidates_found=candidates_found,
+                search_calls=stats.search_calls,
+                candidates_found=stats.candidates_found,
                 images_stored=images_stored,
-                refusals=stored_refusals(refusals),
+                refusals=stored_refusals(stats.refusals),
                 refusal_counts=counts,
+                provider=stats.provider,
+                search_calls_by_provider=dict(stats.search_calls_by_provider) or None,
+                search_cache_hits=stats.search_cache_hits,
+                downloads=stats.downloads,
+                candidates=[dict(c) for c in stats.candidates[:MAX_STORED_CANDIDATES]] or None,
+                cover_report=dict(stats.cover_report) if stats.cover_report is not None else None,
             )
             .execution_options(synchronize_session=False)
         )
@@ -346,10 +396,7 @@ class ImageRecorder:
         claim: Claim,
         records: Sequence[ImageRecord],
         *,
-        search_calls: int,
-        candidates_found: int,
-        refusals: Sequence[Refusal],
-        refusal_counts: Mapping[str, int] | None = None,
+        stats: AttemptStats,
     ) -> list[str]:
         """Replaces the product's images with ``records`` and finishes the attempt as stored, in one transaction.
 
@@ -366,11 +413,8 @@ class ImageRecorder:
                 session,
                 claim,
                 AttemptOutcome.STORED,
-                search_calls=search_calls,
-                candidates_found=candidates_found,
+                stats=stats,
                 images_stored=len(records),
-                refusals=refusals,
-                refusal_counts=refusal_counts,
             )
             old_keys = [
                 key
@@ -399,6 +443,7 @@ class ImageRecorder:
                     for record in sorted(records, key=lambda r: r.order)
                 ],
             )
+            _insert_details(session, claim.product_id, records, now)
             # Only an ERROR this pipeline wrote is cleared: a publication error from the Mercado Libre sync stays.
             session.execute(
                 sa.update(MercadoLibreListing)
@@ -423,10 +468,7 @@ class ImageRecorder:
         reason_code: str,
         reason: str,
         *,
-        search_calls: int,
-        candidates_found: int,
-        refusals: Sequence[Refusal],
-        refusal_counts: Mapping[str, int] | None = None,
+        stats: AttemptStats,
     ) -> None:
         """Nothing usable was found: the listing (created if missing) goes to ERROR with the reason."""
         now = self.now()
@@ -438,10 +480,7 @@ class ImageRecorder:
                 AttemptOutcome.NO_IMAGES,
                 reason_code=reason_code,
                 reason=reason,
-                search_calls=search_calls,
-                candidates_found=candidates_found,
-                refusals=refusals,
-                refusal_counts=refusal_counts,
+                stats=stats,
             )
             values: dict[str, Any] = {"status": ListingStatus.ERROR, "sync_error": sync_error, "updated_at": now}
             updated = session.execute(
@@ -464,10 +503,7 @@ class ImageRecorder:
         reason_code: str,
         reason: str,
         *,
-        search_calls: int = 0,
-        candidates_found: int = 0,
-        refusals: Sequence[Refusal] = (),
-        refusal_counts: Mapping[str, int] | None = None,
+        stats: AttemptStats | None = None,
     ) -> None:
         """A transient fault: the attempt is closed, the listing is left alone and the product stays pending."""
         with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
@@ -477,11 +513,40 @@ class ImageRecorder:
                 AttemptOutcome.FAILED,
                 reason_code=reason_code,
                 reason=reason,
-                search_calls=search_calls,
-                candidates_found=candidates_found,
-                refusals=refusals,
-                refusal_counts=refusal_counts,
+                stats=stats,
             )
+
+
+def _insert_details(session: Session, product_id: int, records: Sequence[ImageRecord], now: datetime) -> None:
+    """One ``ml_images_image`` row per new ``product_image`` row (the old ones went with their images)."""
+    query = sa.select(ProductImage.order, ProductImage.id).where(ProductImage.product_id == product_id)
+    ids: dict[int, int] = {row[0]: row[1] for row in session.execute(query)}
+    rows = []
+    for record in records:
+        detail = record.detail
+        rows.append(
+            {
+                "product_image_id": ids[record.order],
+                "product_id": product_id,
+                "source_kind": detail.source_kind,
+                "page_url": detail.page_url[:_REFUSAL_URL_MAX] if detail.page_url else None,
+                "provider": detail.provider,
+                "provider_rank": detail.provider_rank,
+                "rank_score": detail.rank_score,
+                "rank_parts": dict(detail.rank_parts) if detail.rank_parts is not None else None,
+                "background_method": detail.background_method,
+                "quality_score": detail.quality_score,
+                "cover_compliant": detail.cover_compliant,
+                "checks": dict(detail.checks) if detail.checks is not None else None,
+                "created_at": now,
+            }
+        )
+    # The old rows' details went with them only where the database enforces the cascade (SQLite needs the
+    # foreign-keys pragma): remove any left by id first, so a reused id never meets a stale detail.
+    session.execute(
+        sa.delete(ImageDetail).where(ImageDetail.product_image_id.in_([r["product_image_id"] for r in rows]))
+    )
+    session.execute(sa.insert(ImageDetail), rows)
 
 
 def _referenced(session: Session, keys: Iterable[str]) -> set[str]:

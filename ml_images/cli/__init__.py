@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ml_images.errors import ConfigurationError, MlImagesError
 from ml_images.redaction import configure_logging
 
-_SUBCOMMAND_MODULES = ("db", "catalog", "models", "fetch")
+_SUBCOMMAND_MODULES = ("db", "catalog", "models", "fetch", "worker", "partitions")
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -38,7 +38,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from ml_images.catalog.models import AttemptOutcome, ProductMaster
-from ml_images.catalog.recorder import Claim, ClaimLostError, ImageRecord, ImageRecorder, PastAttempt
+from ml_images.catalog.recorder import (
+    AttemptStats,
+    Claim,
+    ClaimLostError,
+    ImageDetailRecord,
+    ImageRecord,
+    ImageRecorder,
+    PastAttempt,
+)
 from ml_images.catalog.selection import ImageCandidateSelector
 from ml_images.download.results import DownloadedImage, DownloadRefused
 from ml_images.download.safe_downloader import SafeDownloader
@@ -165,7 +173,19 @@ class _ProductState:
         self.search_calls = 0
         self.candidates_found = 0
         self.search_cached = False
+        self.downloads = 0  # download requests made (each candidate tried once)
         self.refusals = RefusalTally()
+
+    def stats(self) -> AttemptStats:
+        """What this attempt cost and saw so far, as the recorder stores it."""
+        return AttemptStats(
+            search_calls=self.search_calls,
+            candidates_found=self.candidates_found,
+            refusals=self.refusals.sample,
+            refusal_counts=self.refusals.counts(),
+            search_cache_hits=1 if self.search_cached else 0,
+            downloads=self.downloads,
+        )
 
     def report(
         self,
@@ -400,10 +420,7 @@ class ProductImagePipeline:
                 claim,
                 code,
                 reason[:2000],
-                search_calls=state.search_calls,
-                candidates_found=state.candidates_found,
-                refusals=state.refusals.sample,
-                refusal_counts=state.refusals.counts(),
+                stats=state.stats(),
             )
         except Exception:
             logger.warning("could not record the failed attempt of product %s", state.product_id, exc_info=True)
@@ -449,6 +466,7 @@ class ProductImagePipeline:
         downloads: list[DownloadedImage] = []
         transport_only = True
         for item in self._downloader.download_all(outcome.candidates):
+            state.downloads += 1
             if isinstance(item, DownloadedImage):
                 downloads.append(item)
             else:
@@ -488,10 +506,7 @@ class ProductImagePipeline:
                 claim,
                 CANDIDATES_UNREACHABLE,
                 reason,
-                search_calls=state.search_calls,
-                candidates_found=state.candidates_found,
-                refusals=state.refusals.sample,
-                refusal_counts=state.refusals.counts(),
+                stats=state.stats(),
             )
             return state.report(ProductStatus.DEFERRED, reason_code=CANDIDATES_UNREACHABLE, reason=reason)
         reach.record(deferred=False)
@@ -514,10 +529,7 @@ class ProductImagePipeline:
             claim,
             code,
             reason,
-            search_calls=state.search_calls,
-            candidates_found=state.candidates_found,
-            refusals=state.refusals.sample,
-            refusal_counts=state.refusals.counts(),
+            stats=state.stats(),
         )
         return state.report(ProductStatus.NO_IMAGES, reason_code=code, reason=reason)
 
@@ -546,6 +558,12 @@ class ProductImagePipeline:
                         height=image.height,
                         content_hash=image.content_hash,
                         background_removed=image.background_removed,
+                        detail=ImageDetailRecord(
+                            background_method=image.background_method,
+                            quality_score=round(image.quality_score, 4),
+                            cover_compliant=image.cover_compliant,
+                            checks=image.checks_dict(),
+                        ),
                     )
                 )
                 stored.append(
@@ -562,10 +580,7 @@ class ProductImagePipeline:
             unreferenced = self._recorder.commit_images(
                 claim,
                 records,
-                search_calls=state.search_calls,
-                candidates_found=state.candidates_found,
-                refusals=state.refusals.sample,
-                refusal_counts=state.refusals.counts(),
+                stats=state.stats(),
             )
         except BaseException as exc:
             self._clean_up_after_failure(uploaded, protected, pid, claim_lost=isinstance(exc, ClaimLostError))

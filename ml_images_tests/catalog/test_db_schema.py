@@ -143,7 +143,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     try:
         assert current_revision(engine) is None
         upgrade_schema(engine)
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
         assert _tables(engine) >= CATALOG_TABLES
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO product_master (code, last_updated) VALUES ('A', CURRENT_TIMESTAMP)"))
@@ -193,7 +193,7 @@ def test_0002_adds_the_lease_columns_and_goes_back_without_losing_rows(database_
             )
         assert not _LEASE_COLUMNS & _columns(engine, "image_fetch_attempt")
 
-        upgrade_schema(engine)
+        upgrade_schema(engine, "0002")
         assert current_revision(engine) == "0002"
         assert _columns(engine, "image_fetch_attempt") >= _LEASE_COLUMNS
         assert "ix_product_image_storage_key" in _indexes(engine, "product_image")
@@ -217,6 +217,67 @@ def test_0002_adds_the_lease_columns_and_goes_back_without_losing_rows(database_
         engine.dispose()
 
 
+_ATTEMPT_COST_COLUMNS = {
+    "provider",
+    "search_calls_by_provider",
+    "search_cache_hits",
+    "downloads",
+    "candidates",
+    "cover_report",
+}
+
+
+def test_0003_adds_image_details_and_attempt_costs_and_goes_back_without_losing_rows(database_url: str) -> None:
+    engine = create_catalog_engine(database_url)
+    try:
+        upgrade_schema(engine, "0002")
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO product_master (id, code, last_updated) VALUES (7, 'A', CURRENT_TIMESTAMP)")
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO image_fetch_attempt (product_id, run_id, started_at, outcome, search_calls) "
+                    "VALUES (7, 'old-run', CURRENT_TIMESTAMP, 'stored', 2)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    'INSERT INTO product_image (id, product_id, url, "order", created_at) '
+                    "VALUES (70, 7, 'u', 0, CURRENT_TIMESTAMP)"
+                )
+            )
+        assert "ml_images_image" not in sa.inspect(engine).get_table_names()
+
+        upgrade_schema(engine, "0003")
+        assert _columns(engine, "image_fetch_attempt") >= _ATTEMPT_COST_COLUMNS
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.text("SELECT search_calls, search_cache_hits, downloads, provider FROM image_fetch_attempt")
+            ).one()
+            assert tuple(row) == (2, 0, 0, None)  # an attempt from before: no cost beyond what it recorded
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ml_images_image (product_image_id, product_id, source_kind, created_at) "
+                    "VALUES (70, 7, 'distributor', CURRENT_TIMESTAMP)"
+                )
+            )
+            # The detail goes with its picture.
+            conn.execute(sa.text("DELETE FROM product_image WHERE id = 70"))
+            assert conn.execute(sa.text("SELECT count(*) FROM ml_images_image")).scalar() == 0
+
+        downgrade_schema(engine, "0002")
+        assert current_revision(engine) == "0002"
+        assert "ml_images_image" not in sa.inspect(engine).get_table_names()
+        assert not _ATTEMPT_COST_COLUMNS & _columns(engine, "image_fetch_attempt")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM image_fetch_attempt")).scalar() == 1
+        upgrade_schema(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
 def test_ensure_schema_current_names_the_upgrade_command(database_url: str) -> None:
     engine = create_catalog_engine(database_url)
     try:
@@ -229,7 +290,7 @@ def test_ensure_schema_current_names_the_upgrade_command(database_url: str) -> N
         with pytest.raises(SchemaNotMigratedError, match="does not know"):
             ensure_schema_current(engine)
         with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
         downgrade_schema(engine, "base")
         with pytest.raises(SchemaNotMigratedError, match="ml-images db upgrade"):
             ensure_schema_current(engine)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml_images.catalog.holder import ProcessHolder, current_holder, current_node
 from ml_images.catalog.models import (
     AttemptOutcome,
+    ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
     MercadoLibreListing,
@@ -22,9 +23,12 @@ from ml_images.catalog.models import (
 )
 from ml_images.catalog.recorder import (
     IMAGE_ERROR_PREFIX,
+    MAX_STORED_CANDIDATES,
     MAX_STORED_REFUSALS,
+    AttemptStats,
     Claim,
     ClaimLostError,
+    ImageDetailRecord,
     ImageRecord,
     ImageRecorder,
 )
@@ -139,7 +143,9 @@ def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
     assert stale.finished_at == clock()
 
     with pytest.raises(ClaimLostError) as info:
-        elsewhere.commit_images(old, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
+        elsewhere.commit_images(
+            old, [_record(0, "k0")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+        )
     assert isinstance(info.value, TransientError)
     assert _images(session_factory, pid) == []
     assert _attempt(session_factory, new.attempt_id).finished_at is None
@@ -223,9 +229,78 @@ def test_a_retry_in_the_same_run_takes_over_its_own_unreleased_claim(
     assert old.outcome == AttemptOutcome.FAILED.value
     assert old.reason_code == "retried_in_same_run"
     with pytest.raises(ClaimLostError):
-        recorder.commit_images(first, [_record(0, "k0")], search_calls=1, candidates_found=1, refusals=[])
-    recorder.commit_images(retry, [_record(0, "k1")], search_calls=1, candidates_found=1, refusals=[])
+        recorder.commit_images(
+            first, [_record(0, "k0")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+        )
+    recorder.commit_images(
+        retry, [_record(0, "k1")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+    )
     assert [key for _, key, _ in _images(session_factory, pid)] == ["k1"]
+
+
+def test_commit_images_records_each_pictures_detail_and_the_attempts_cost(
+    session_factory: sessionmaker[Session], recorder: ImageRecorder, make_product: Callable[..., int]
+) -> None:
+    pid = make_product()
+    first = recorder.claim(pid, "run-1")
+    assert first is not None
+    cover = replace(
+        _record(0, "d/a.jpg"),
+        detail=ImageDetailRecord(
+            source_kind="distributor",
+            rank_score=9.5,
+            rank_parts={"source": 5.0, "size": 4.5},
+            background_method="studio",
+            quality_score=0.91,
+            cover_compliant=True,
+            checks={"white_border_share": 1.0},
+        ),
+    )
+    gallery = replace(
+        _record(1, "d/b.jpg"),
+        detail=ImageDetailRecord(
+            source_kind="search", page_url="https://brand.example.test/p", provider="brave", provider_rank=3
+        ),
+    )
+    stats = AttemptStats(
+        search_calls=2,
+        candidates_found=6,
+        provider="brave",
+        search_calls_by_provider={"serpapi": 1, "brave": 1},
+        downloads=5,
+        candidates=[{"url": f"https://x.example.test/{i}.jpg", "score": 10 - i} for i in range(30)],
+        cover_report={"attempts": [{"url": "https://x.example.test/0.jpg", "passed": True}]},
+    )
+    recorder.commit_images(first, [gallery, cover], stats=stats)
+    with session_factory() as session:
+        details = session.execute(
+            sa.select(ProductImage.order, ImageDetail)
+            .join(ImageDetail, ImageDetail.product_image_id == ProductImage.id)
+            .order_by(ProductImage.order)
+        ).all()
+    assert [(order, d.product_id, d.source_kind, d.background_method) for order, d in details] == [
+        (0, pid, "distributor", "studio"),
+        (1, pid, "search", None),
+    ]
+    assert details[0][1].rank_parts == {"source": 5.0, "size": 4.5}
+    assert details[0][1].checks == {"white_border_share": 1.0}
+    assert (details[1][1].provider, details[1][1].provider_rank) == ("brave", 3)
+    attempt = _attempt(session_factory, first.attempt_id)
+    assert (attempt.provider, attempt.downloads, attempt.search_cache_hits) == ("brave", 5, 0)
+    assert attempt.search_calls_by_provider == {"serpapi": 1, "brave": 1}
+    assert attempt.candidates is not None
+    assert len(attempt.candidates) == MAX_STORED_CANDIDATES
+    assert attempt.cover_report == {"attempts": [{"url": "https://x.example.test/0.jpg", "passed": True}]}
+
+    # Re-processing replaces the details with the pictures: none is left behind.
+    again = recorder.claim(pid, "run-2")
+    assert again is not None
+    recorder.commit_images(again, [_record(0, "d/c.jpg")], stats=AttemptStats(search_calls=1, candidates_found=1))
+    with session_factory() as session:
+        left = session.execute(sa.select(ImageDetail.product_image_id, ImageDetail.source_kind)).all()
+        current = session.scalars(sa.select(ProductImage.id).where(ProductImage.product_id == pid)).all()
+    assert [row[0] for row in left] == list(current)
+    assert [row[1] for row in left] == [None]
 
 
 def test_claim_of_a_missing_product_is_an_error_not_busy(recorder: ImageRecorder) -> None:
@@ -240,7 +315,12 @@ def test_commit_images_replaces_rows_and_returns_orphaned_keys(
     first = recorder.claim(pid, "run-1")
     assert first is not None
     records = [_record(1, "p/b.jpg"), _record(0, "p/a.jpg")]
-    assert recorder.commit_images(first, records, search_calls=2, candidates_found=7, refusals=REFUSALS) == []
+    assert (
+        recorder.commit_images(
+            first, records, stats=AttemptStats(search_calls=2, candidates_found=7, refusals=REFUSALS)
+        )
+        == []
+    )
     assert _images(session_factory, pid) == [(0, "p/a.jpg", True), (1, "p/b.jpg", True)]
     assert recorder.existing_storage_keys(pid) == ["p/a.jpg", "p/b.jpg"]
     attempt = _attempt(session_factory, first.attempt_id)
@@ -252,7 +332,9 @@ def test_commit_images_replaces_rows_and_returns_orphaned_keys(
     second = recorder.claim(pid, "run-2")
     assert second is not None
     orphans = recorder.commit_images(
-        second, [_record(0, "p/b.jpg"), _record(1, "p/c.jpg")], search_calls=1, candidates_found=2, refusals=[]
+        second,
+        [_record(0, "p/b.jpg"), _record(1, "p/c.jpg")],
+        stats=AttemptStats(search_calls=1, candidates_found=2, refusals=[]),
     )
     assert orphans == ["p/a.jpg"]
     assert _images(session_factory, pid) == [(0, "p/b.jpg", True), (1, "p/c.jpg", True)]
@@ -267,13 +349,17 @@ def test_an_object_another_product_still_references_is_not_returned_for_deletion
     for pid in (mine, theirs):
         claim = recorder.claim(pid, "old-layout")
         assert claim is not None
-        recorder.commit_images(claim, [_record(0, shared)], search_calls=1, candidates_found=1, refusals=[])
+        recorder.commit_images(
+            claim, [_record(0, shared)], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+        )
     assert recorder.referenced_keys([shared, "products/9/0-bbbbbbbbbbbb.jpg"]) == {shared}
 
     again = recorder.claim(mine, "re-processing")
     assert again is not None
     orphans = recorder.commit_images(
-        again, [_record(0, f"products/{mine}-P/0-cccccccccccc.jpg")], search_calls=1, candidates_found=1, refusals=[]
+        again,
+        [_record(0, f"products/{mine}-P/0-cccccccccccc.jpg")],
+        stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[]),
     )
 
     assert orphans == []  # the other product's row still points at it
@@ -281,7 +367,9 @@ def test_an_object_another_product_still_references_is_not_returned_for_deletion
     last = recorder.claim(theirs, "re-processing")
     assert last is not None
     orphans = recorder.commit_images(
-        last, [_record(0, f"products/{theirs}-Q/0-dddddddddddd.jpg")], search_calls=1, candidates_found=1, refusals=[]
+        last,
+        [_record(0, f"products/{theirs}-Q/0-dddddddddddd.jpg")],
+        stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[]),
     )
     assert orphans == [shared]  # no row of any product references it any more
 
@@ -297,10 +385,9 @@ def test_refusals_are_stored_as_a_bounded_sample_with_counts_of_all(
         claim,
         "no_usable_image",
         "all refused",
-        search_calls=1,
-        candidates_found=0,
-        refusals=many,
-        refusal_counts={"duplicate": 50_000, "too_small": 3},
+        stats=AttemptStats(
+            search_calls=1, candidates_found=0, refusals=many, refusal_counts={"duplicate": 50_000, "too_small": 3}
+        ),
     )
     attempt = _attempt(session_factory, claim.attempt_id)
     assert attempt.refusals is not None
@@ -315,10 +402,12 @@ def test_previous_attempts_are_the_finished_ones_newest_first(
     pid = make_product()
     first = recorder.claim(pid, "a")
     assert first is not None
-    recorder.record_failed(first, "candidates_unreachable", "nothing answered", search_calls=1)
+    recorder.record_failed(first, "candidates_unreachable", "nothing answered", stats=AttemptStats(search_calls=1))
     second = recorder.claim(pid, "b")
     assert second is not None
-    recorder.record_no_images(second, "no_usable_image", "refused", search_calls=0, candidates_found=2, refusals=[])
+    recorder.record_no_images(
+        second, "no_usable_image", "refused", stats=AttemptStats(search_calls=0, candidates_found=2, refusals=[])
+    )
     current = recorder.claim(pid, "c")
     assert current is not None
     past = recorder.previous_attempts(pid, current.attempt_id)
@@ -335,11 +424,17 @@ def test_a_finished_claim_cannot_commit_again(
     pid = make_product()
     claim = recorder.claim(pid, None)
     assert claim is not None
-    recorder.commit_images(claim, [_record(0, "k/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    recorder.commit_images(
+        claim, [_record(0, "k/0.jpg")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+    )
     with pytest.raises(ClaimLostError):
-        recorder.commit_images(claim, [_record(0, "k/other.jpg")], search_calls=1, candidates_found=1, refusals=[])
+        recorder.commit_images(
+            claim, [_record(0, "k/other.jpg")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+        )
     with pytest.raises(ClaimLostError):
-        recorder.record_no_images(claim, "no_candidates", "nothing", search_calls=1, candidates_found=0, refusals=[])
+        recorder.record_no_images(
+            claim, "no_candidates", "nothing", stats=AttemptStats(search_calls=1, candidates_found=0, refusals=[])
+        )
     assert _images(session_factory, pid) == [(0, "k/0.jpg", True)]
     assert _listing(session_factory, pid) is None
 
@@ -352,10 +447,12 @@ def test_invalid_records_write_nothing(
     assert claim is not None
     with pytest.raises(ValueError, match="distinct"):
         recorder.commit_images(
-            claim, [_record(0, "a"), _record(0, "b")], search_calls=1, candidates_found=2, refusals=[]
+            claim,
+            [_record(0, "a"), _record(0, "b")],
+            stats=AttemptStats(search_calls=1, candidates_found=2, refusals=[]),
         )
     with pytest.raises(ValueError, match="at least one"):
-        recorder.commit_images(claim, [], search_calls=1, candidates_found=0, refusals=[])
+        recorder.commit_images(claim, [], stats=AttemptStats(search_calls=1, candidates_found=0, refusals=[]))
     assert _images(session_factory, pid) == []
     assert _attempt(session_factory, claim.attempt_id).finished_at is None
 
@@ -368,7 +465,10 @@ def test_no_images_creates_the_listing_in_error_and_cools_down(
     claim = recorder.claim(pid, "run-1")
     assert claim is not None
     recorder.record_no_images(
-        claim, "all_refused", "all 6 candidates refused", search_calls=1, candidates_found=6, refusals=REFUSALS
+        claim,
+        "all_refused",
+        "all 6 candidates refused",
+        stats=AttemptStats(search_calls=1, candidates_found=6, refusals=REFUSALS),
     )
     listing = _listing(session_factory, pid)
     assert listing is not None
@@ -393,7 +493,10 @@ def test_no_images_updates_an_existing_listing(
     claim = recorder.claim(pid, None)
     assert claim is not None
     recorder.record_no_images(
-        claim, "no_candidates", "search found nothing", search_calls=1, candidates_found=0, refusals=[]
+        claim,
+        "no_candidates",
+        "search found nothing",
+        stats=AttemptStats(search_calls=1, candidates_found=0, refusals=[]),
     )
     listing = _listing(session_factory, pid)
     assert listing is not None
@@ -409,11 +512,15 @@ def test_success_after_an_image_error_returns_the_listing_to_pending(
     pid = make_product()
     claim = recorder.claim(pid, None)
     assert claim is not None
-    recorder.record_no_images(claim, "no_candidates", "nothing", search_calls=1, candidates_found=0, refusals=[])
+    recorder.record_no_images(
+        claim, "no_candidates", "nothing", stats=AttemptStats(search_calls=1, candidates_found=0, refusals=[])
+    )
     clock.advance(hours=25)
     retry = recorder.claim(pid, None)
     assert retry is not None
-    recorder.commit_images(retry, [_record(0, "x/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    recorder.commit_images(
+        retry, [_record(0, "x/0.jpg")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+    )
     listing = _listing(session_factory, pid)
     assert listing is not None
     assert (listing.status, listing.sync_error) == (ListingStatus.PENDING, None)
@@ -429,7 +536,9 @@ def test_success_leaves_an_error_of_the_marketplace_sync_alone(
         )
     claim = recorder.claim(pid, None)
     assert claim is not None
-    recorder.commit_images(claim, [_record(0, "y/0.jpg")], search_calls=1, candidates_found=1, refusals=[])
+    recorder.commit_images(
+        claim, [_record(0, "y/0.jpg")], stats=AttemptStats(search_calls=1, candidates_found=1, refusals=[])
+    )
     listing = _listing(session_factory, pid)
     assert listing is not None
     assert (listing.status, listing.sync_error) == (ListingStatus.ERROR, "ML API: invalid title")
@@ -443,7 +552,9 @@ def test_failed_attempt_keeps_the_product_pending_and_the_listing_untouched(
         session.add(MercadoLibreListing(product_master_id=pid, status=ListingStatus.PAUSED))
     claim = recorder.claim(pid, None)
     assert claim is not None
-    recorder.record_failed(claim, "storage_unavailable", "S3 timed out", search_calls=1, candidates_found=3)
+    recorder.record_failed(
+        claim, "storage_unavailable", "S3 timed out", stats=AttemptStats(search_calls=1, candidates_found=3)
+    )
     attempt = _attempt(session_factory, claim.attempt_id)
     assert (attempt.outcome, attempt.reason_code, attempt.search_calls) == ("failed", "storage_unavailable", 1)
     listing = _listing(session_factory, pid)

@@ -16,7 +16,7 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from ml_images.catalog.recorder import ImageRecorder
+from ml_images.catalog.recorder import AttemptStats, ImageRecorder
 from ml_images.dagster_defs.config import SensorSettings
 from ml_images.dagster_defs.jobs import PRODUCT_IMAGES_JOB
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, run_partition_keys
@@ -117,7 +117,7 @@ def test_cooling_down_and_in_flight_products_are_left_out(sqlite_catalog: Catalo
     claim = recorder.claim(cooling, "earlier-run")
     assert claim is not None
     recorder.record_no_images(
-        claim, "no_search_results", "nothing found", search_calls=1, candidates_found=0, refusals=()
+        claim, "no_search_results", "nothing found", stats=AttemptStats(search_calls=1, candidates_found=0, refusals=())
     )
     assert recorder.claim(in_flight, "running-run") is not None
 

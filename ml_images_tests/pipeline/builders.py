@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ml_images.catalog.recorder import Claim, ImageRecord, ImageRecorder
+from ml_images.catalog.recorder import AttemptStats, Claim, ImageRecord, ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
@@ -16,7 +16,6 @@ from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
-from ml_images.refusals import Refusal
 from ml_images.search.cache import SearchCache
 from ml_images.search.factory import build_search_service
 from ml_images.search.query import QueryConstructor
@@ -91,22 +90,12 @@ class CommitFails(ImageRecorder):
         claim: Claim,
         records: Sequence[ImageRecord],
         *,
-        search_calls: int,
-        candidates_found: int,
-        refusals: Sequence[Refusal],
-        refusal_counts: Mapping[str, int] | None = None,
+        stats: AttemptStats,
     ) -> list[str]:
         if self.failures > 0:
             self.failures -= 1
             raise CatalogUnavailableError("the catalog database cannot be reached: connection reset (test)")
-        return super().commit_images(
-            claim,
-            records,
-            search_calls=search_calls,
-            candidates_found=candidates_found,
-            refusals=refusals,
-            refusal_counts=refusal_counts,
-        )
+        return super().commit_images(claim, records, stats=stats)
 
 
 def pending_ids(catalog: Catalog) -> list[int]:
