@@ -2,15 +2,19 @@
 
 eligible_products ──> pending_image_products ──> product_images[product id]
 (group selection)     (registers partitions)     (group images; dynamic partitions "products")
+
+image_coverage (group reports): the coverage report, materialised after selection and image runs.
 """
 
 from __future__ import annotations
 
 from dagster import Definitions
 
+from ml_images.dagster_defs.assets.coverage import image_coverage
 from ml_images.dagster_defs.assets.images import product_images
 from ml_images.dagster_defs.assets.selection import eligible_products, pending_image_products
 from ml_images.dagster_defs.checks import stored_images_are_valid
+from ml_images.dagster_defs.coverage_sensor import image_coverage_job, image_coverage_sensor
 from ml_images.dagster_defs.execution import ExecutionSettings, build_executor, refuse_unshared_store
 from ml_images.dagster_defs.jobs import fetch_ml_images, product_images_job
 from ml_images.dagster_defs.resources import default_resources
@@ -21,10 +25,10 @@ _execution = ExecutionSettings.from_env()
 refuse_unshared_store(_execution, Settings.from_env().bucket)
 
 defs = Definitions(
-    assets=[eligible_products, pending_image_products, product_images],
+    assets=[eligible_products, pending_image_products, product_images, image_coverage],
     asset_checks=[stored_images_are_valid],
-    jobs=[fetch_ml_images, product_images_job],
-    sensors=[new_eligible_products_sensor],
+    jobs=[fetch_ml_images, product_images_job, image_coverage_job],
+    sensors=[new_eligible_products_sensor, image_coverage_sensor],
     resources=default_resources(),
     # In process by default: every run is a short chain of steps, and a subprocess per step would add seconds
     # each and reload rembg (the image step parallelises inside itself). ML_IMAGES_EXECUTOR=celery sends the

@@ -1,4 +1,4 @@
-"""``ml-images``: the project's command line.
+"""ml-images: finds, prepares and stores product photos for Mercado Libre listings.
 
 Each concern registers its own sub-commands from a module of this package:
 ``db`` (schema), ``catalog`` (loading products), ``models`` (rembg model provisioning),
@@ -18,10 +18,37 @@ from ml_images.redaction import configure_logging
 _SUBCOMMAND_MODULES = ("db", "catalog", "models", "fetch", "worker", "partitions")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """Reports an unknown option with the usage of the (sub)command it was given to, not the top-level usage.
+
+    argparse hands a sub-command's arguments to its parser with ``parse_known_args`` and leaves what that parser
+    did not recognise to the top-level parser; erroring here, in the sub-command's own parser, prints its usage.
+    Sub-parsers inherit this class (``add_subparsers`` uses the parent's class).
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ml_images")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="ml-images", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = CommandParser(prog="ml-images", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMAND_MODULES:

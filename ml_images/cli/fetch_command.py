@@ -8,8 +8,11 @@ It runs the selection job (``fetch_ml_images``) and then the pending products in
 * ``--dry-run``: the selection in dry-run mode, then the list of what would be processed; writes nothing.
 * ``--id ID`` (repeatable): those products whether or not they are pending (their images are replaced).
 
-Prints progress (products done of total) and a summary; exits 1 when a run failed, 130 when interrupted
-(SIGINT/SIGTERM: the products in flight release their claims, recorded as ``interrupted``; the rest stays pending).
+Shows a per-product progress bar on a terminal (one line per run otherwise), a summary and the coverage report
+(it materialises ``image_coverage``). Exits 1 when a run failed on a fault, 130 when interrupted (SIGINT/SIGTERM:
+the products in flight release their claims, recorded as ``interrupted``; the rest stays pending). A run whose
+step failed only because some products got no pictures (so their partitions stand out in the UI) is not a fault:
+the outcomes recorded in ``image_fetch_attempt`` decide.
 
 Each run is tagged with this process (host, pid, start time). A run whose process died (SIGKILL, OOM) would stay
 STARTED for ever: the next ``ml-images fetch`` (and the sensor) marks such runs failed, and the products they held
@@ -22,6 +25,7 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +36,10 @@ from ml_images.settings import Settings, default_database_url, ensure_writable_f
 
 DEFAULT_BATCH_SIZE = 25
 PREVIEW_LINES = 50
+#: A product's own outcome (recorded in image_fetch_attempt): a run that ends with these alone did its work, even
+#: when its step failed to make the products without pictures stand out in the UI.
+PRODUCT_OUTCOMES = frozenset({"stored", "no_images", "skipped", "deferred"})
+WITHOUT_PICTURES = frozenset({"no_images", "deferred"})
 
 
 def _positive_int(text: str) -> int:
@@ -44,11 +52,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DESCRIPTION = (
+    "Find, prepare and store images for the products that need them: the selection job, then the pending "
+    "products in batched runs of product_images_job, in this process, recorded in the Dagster instance at "
+    "DAGSTER_HOME (default $ML_IMAGES_HOME/dagster_home) so they show in the UI."
+)
+EPILOG = """\
+progress:
+  a per-product progress bar (counts, elapsed time, ETA) when the output is a terminal;
+  one line per run otherwise.
+
+exit status:
+  0    every run did its work; products that got no pictures (listing ERROR, or left
+       pending because their candidates were unreachable) are an outcome, not a failure
+  1    a run failed on a fault (search, storage, catalog, quota): the rest stays pending
+  2    configuration error
+  130  interrupted (the products in flight release their claims)
+
+The sensor's ML_IMAGES_SENSOR_* variables do not apply here: --batch-size sets the run size.
+"""
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "fetch",
         help="find, prepare and store images for products that need them (runs through Dagster)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=textwrap.fill(DESCRIPTION, 88),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="process at most N products")
     parser.add_argument("--dry-run", action="store_true", help="show what would be processed; write nothing")
@@ -65,7 +96,7 @@ def register(subparsers: Any) -> None:
         type=_positive_int,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help=f"products per Dagster run (default {DEFAULT_BATCH_SIZE})",
+        help=f"products per Dagster run (default {DEFAULT_BATCH_SIZE}); smaller runs show up sooner in the UI",
     )
     parser.set_defaults(handler=fetch_command)
 
@@ -104,6 +135,7 @@ class FetchSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     images: int = 0
     failed_runs: list[str] = field(default_factory=list)
+    runs_without_pictures: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -127,7 +159,15 @@ class FetchSummary:
 class FetchCommand:
     """Drives the Dagster jobs of the code location in this process against ``instance``."""
 
-    def __init__(self, instance: Any, *, batch_size: int, verbose: bool, out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        instance: Any,
+        *,
+        batch_size: int,
+        verbose: bool,
+        out: Callable[[str], None] = print,
+        progress_bar: bool = False,
+    ) -> None:
         from ml_images.dagster_defs.resources import CatalogDatabaseResource
         from ml_images.dagster_defs.run_holders import holder_tags
         from ml_images.definitions import defs
@@ -135,9 +175,13 @@ class FetchCommand:
         self.instance = instance
         self.batch_size = batch_size
         self.out = out
-        self.log_level = "DEBUG" if verbose else "WARNING"
+        self.progress_bar = progress_bar
+        # Without -v, Dagster's console logger stays quiet: this command prints each run's outcome and failure
+        # itself (a run that marks its products without pictures as failed would otherwise print a stack trace).
+        self.log_level = "DEBUG" if verbose else "CRITICAL"
         self.selection_job = defs.resolve_job_def("fetch_ml_images")
         self.images_job = defs.resolve_job_def("product_images_job")
+        self.coverage_job = defs.resolve_job_def("image_coverage_job")
         self.catalog = CatalogDatabaseResource()
         self.process_tags = holder_tags()  # this process: a run it leaves behind when killed is recognised as dead
 
@@ -158,7 +202,10 @@ class FetchCommand:
         if not result.success:
             self.out(f"selection run {result.run_id} failed: {_failure_text(result)}")
             return False
-        events = result.asset_materializations_for_node("pending_image_products")
+        # A dry run records an observation, a real selection a materialisation (see assets/selection.py).
+        events = result.asset_materializations_for_node("pending_image_products") or (
+            result.asset_observations_for_node("pending_image_products")
+        )
         metadata = events[0].metadata if events else {}
         pending = _meta(metadata, "pending_count")
         selected = _meta(metadata, "selected_count")
@@ -171,41 +218,61 @@ class FetchCommand:
         return True
 
     def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
+        from ml_images.cli.progress import ProductProgress
         from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
+        from ml_images.dagster_defs.progress import listening
 
         summary = FetchSummary(total=len(keys))
         batches = plan_batches(keys, self.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME), self.batch_size)
-        for number, batch in enumerate(batches, start=1):
-            result = self.images_job.execute_in_process(
-                run_config=self._run_config({"product_images": {"config": {"force": force}}}),
-                instance=self.instance,
-                tags={**batch.run_tags(), **self.process_tags},
-                raise_on_error=False,
-            )
-            statuses, images = self._outcomes(result, batch.keys)
-            summary.statuses.update(statuses.values())
-            summary.images += images
-            state = "succeeded" if result.success else "FAILED"
-            self.out(
-                f"products done {summary.done}/{summary.total} "
-                f"(run {number}/{len(batches)} {result.run_id} {state}: {_counts_text(statuses)})"
-            )
-            if _interrupted(result):
-                self.out(
-                    f"  run {result.run_id} interrupted: the products in flight released their claims (recorded as "
-                    f"interrupted); the rest stays pending. Done: {summary.line()}"
+        progress = ProductProgress(len(keys), enabled=self.progress_bar, out=self.out)
+        say = progress.say
+        with progress, listening(progress):
+            for number, batch in enumerate(batches, start=1):
+                result = self.images_job.execute_in_process(
+                    run_config=self._run_config({"product_images": {"config": {"force": force}}}),
+                    instance=self.instance,
+                    tags={**batch.run_tags(), **self.process_tags},
+                    raise_on_error=False,
                 )
-                raise KeyboardInterrupt
-            if not result.success:
+                statuses, images = self._outcomes(result, batch.keys)
+                summary.statuses.update(statuses.values())
+                summary.images += images
+                own_outcomes = not result.success and _failed_on_outcomes(result, statuses)
+                state = "succeeded" if result.success else ("done" if own_outcomes else "FAILED")
+                say(
+                    f"products done {summary.done}/{summary.total} "
+                    f"(run {number}/{len(batches)} {result.run_id} {state}: {_counts_text(statuses)})"
+                )
+                if _interrupted(result):
+                    say(
+                        f"  run {result.run_id} interrupted: the products in flight released their claims (recorded "
+                        f"as interrupted); the rest stays pending. Done: {summary.line()}"
+                    )
+                    raise KeyboardInterrupt
+                if result.success:
+                    continue
+                if own_outcomes:
+                    # Every product finished with its own outcome; the step failed on purpose so that the products
+                    # without pictures show as failed partitions in the UI. Not a fault: no non-zero exit for it.
+                    without = [key for key, status in statuses.items() if status in WITHOUT_PICTURES]
+                    summary.runs_without_pictures.append(result.run_id)
+                    say(
+                        f"  run {result.run_id}: {len(without)} products got no pictures ({', '.join(without[:10])}"
+                        f"{' …' if len(without) > 10 else ''}): their outcome, recorded; their partitions show as "
+                        "failed in the Dagster UI"
+                    )
+                    continue
                 summary.failed_runs.append(result.run_id)
-                self.out(f"  run {result.run_id}: {_failure_text(result)}")
+                say(f"  run {result.run_id}: {_failure_text(result)}")
                 if _stopped_by(result):
-                    self.out("  stopping: the next runs would meet the same fault; the rest stays pending")
+                    say("  stopping: the next runs would meet the same fault; the rest stays pending")
                     break
         return summary
 
     def _outcomes(self, result: Any, keys: Sequence[str]) -> tuple[dict[str, str], int]:
-        """Status per product of one run: from its materialisations, else (failed run) its recorded attempts."""
+        """Status per product of one run: from its materialisations, else from the attempts it recorded in
+        ``image_fetch_attempt`` (a product the run skipped without an attempt, e.g. one another run held, from the
+        run's own report)."""
         statuses: dict[str, str] = {}
         images = 0
         for event in result.asset_materializations_for_node("product_images"):
@@ -217,12 +284,15 @@ class FetchCommand:
             from ml_images.catalog.recorder import ImageRecorder
 
             attempts = ImageRecorder(self.catalog.session_factory()).last_attempts(int(k) for k in missing)
+            reported = _reported_outcomes(result)
             for key in missing:
                 attempt = attempts.get(int(key))
                 if attempt is not None and attempt.run_id == result.run_id and attempt.outcome != "running":
                     deferred = attempt.reason_code == "candidates_unreachable"
                     statuses[key] = "deferred" if deferred else attempt.outcome
                     images += attempt.images_stored if attempt.outcome == "stored" else 0
+                elif reported.get(key) == "skipped":
+                    statuses[key] = "skipped"
                 else:
                     statuses[key] = "failed"
         return statuses, images
@@ -262,6 +332,7 @@ class FetchCommand:
             return 0
         if not selected:
             self.out("nothing to do: no product needs images")
+            self.report_coverage()
             return 0
         self.out(f"processing {len(selected)} products in runs of at most {self.batch_size}")
         return self._finish(self.run_batches([str(pid) for pid in selected], force=False))
@@ -291,10 +362,37 @@ class FetchCommand:
 
     def _finish(self, summary: FetchSummary) -> int:
         self.out(f"done: {summary.line()}")
+        without = summary.statuses["no_images"] + summary.statuses["deferred"]
+        if without:
+            self.out(
+                f"{without} products got no pictures: that is their outcome (listing ERROR, or pending until their "
+                "candidates are reachable), not a failure of this command; see the image_coverage report"
+            )
+        self.report_coverage()
         if summary.failed_runs:
             self.out(f"{len(summary.failed_runs)} run(s) failed: {', '.join(summary.failed_runs)}")
             return 1
         return 0
+
+    def report_coverage(self) -> None:
+        """Materialises ``image_coverage`` (as the sensor does after daemon-launched runs) and prints its headline."""
+        result = self.coverage_job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
+            instance=self.instance,
+            tags=self.process_tags,
+            raise_on_error=False,
+        )
+        _raise_if_interrupted(result)
+        if not result.success:
+            self.out(f"coverage report run {result.run_id} failed: {_failure_text(result)}")
+            return
+        [event] = result.asset_materializations_for_node("image_coverage")
+        m = event.metadata
+        self.out(
+            f"coverage: {_meta(m, 'with_pictures')} of {_meta(m, 'eligible')} eligible products have pictures, "
+            f"{_meta(m, 'pending')} pending, {_meta(m, 'in_cooldown')} in cooldown, "
+            f"{_meta(m, 'listings_in_error')} listings in ERROR (asset image_coverage, run {result.run_id})"
+        )
 
     def _print_would_process(self, products: Sequence[Any], queries: Any, *, forced: bool, total: int) -> None:
         what = "would process (forced, replacing current images)" if forced else "would process"
@@ -313,6 +411,32 @@ def _meta(metadata: Any, key: str) -> Any:
 def _counts_text(statuses: dict[str, str]) -> str:
     counts = Counter(statuses.values())
     return ", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "no products"
+
+
+def _failed_on_outcomes(result: Any, statuses: dict[str, str]) -> bool:
+    """Whether a failed run failed only to mark its products without pictures: its step raised the "no pictures"
+    failure (nothing stopped the batch) and every product's recorded outcome is its own."""
+    from ml_images.dagster_defs.config import NO_PICTURES_KEY
+
+    failures = _step_failures(result)
+    marked = bool(failures) and all(
+        event.step_failure_data.user_failure_data is not None
+        and NO_PICTURES_KEY in event.step_failure_data.user_failure_data.metadata
+        and "stopped_by" not in event.step_failure_data.user_failure_data.metadata
+        for event in failures
+    )
+    return marked and all(status in PRODUCT_OUTCOMES for status in statuses.values())
+
+
+def _reported_outcomes(result: Any) -> dict[str, str]:
+    """Outcome per product from the ``run_products`` table of the step's failure, when it has one."""
+    outcomes: dict[str, str] = {}
+    for event in _step_failures(result):
+        user = event.step_failure_data.user_failure_data
+        table = user.metadata.get("run_products") if user is not None else None
+        for record in getattr(table, "records", None) or []:
+            outcomes[str(record.data.get("product_id"))] = str(record.data.get("outcome"))
+    return outcomes
 
 
 def _step_failures(result: Any) -> list[Any]:
@@ -381,8 +505,10 @@ def fetch_command(args: argparse.Namespace) -> int:
     prepare_dagster_home(say=lambda text: print(text, file=sys.stderr))
     from dagster import DagsterInstance
 
+    from ml_images.cli.progress import is_terminal
+
     with DagsterInstance.get() as instance:
-        command = FetchCommand(instance, batch_size=args.batch_size, verbose=verbose)
+        command = FetchCommand(instance, batch_size=args.batch_size, verbose=verbose, progress_bar=is_terminal())
         if args.ids:
             return command.fetch_ids(args.ids, dry_run=args.dry_run)
         return command.fetch(limit=args.limit, dry_run=args.dry_run)

@@ -20,6 +20,11 @@ IMAGE_SEARCH_POOL = "image_search_api"
 #: Run tag (and ``concurrency.runs.tag_concurrency_limits`` key) of the runs that do background removal.
 WORKLOAD_TAG = "ml_images/workload"
 BACKGROUND_REMOVAL_WORKLOAD = "background_removal"
+#: Run tag of a dry run of the selection (set by the asset itself, so runs launched from the UI carry it too).
+DRY_RUN_TAG = "ml_images/dry_run"
+#: Metadata key of the failure ``product_images`` raises to mark the products that got no pictures (their own
+#: outcome, not a fault: ``ml-images fetch`` reads it to exit 0).
+NO_PICTURES_KEY = "products_without_pictures"
 
 
 class SelectionConfig(Config):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ml_images.catalog.models import ProductMaster
-from ml_images.pipeline.reports import BatchReport, ProductReport
+from ml_images.dagster_defs.pictures import FullImageLink
+from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus, StoredImage
 from ml_images.search.query import QueryConstructor
 
 PREVIEW_ROWS = 50
@@ -35,7 +37,8 @@ _REFUSAL_SCHEMA = TableSchema(
 _BATCH_SCHEMA = TableSchema(
     columns=[
         TableColumn("product_id", "int"),
-        TableColumn("status", "string"),
+        TableColumn("code", "string"),
+        TableColumn("outcome", "string"),
         TableColumn("images", "int"),
         TableColumn("search_calls", "int"),
         TableColumn("reason", "string"),
@@ -70,13 +73,133 @@ def preview_table(rows: Sequence[dict[str, Any]]) -> MetadataValue:
     return MetadataValue.table(records=[TableRecord(row) for row in rows[:PREVIEW_ROWS]], schema=_PREVIEW_SCHEMA)
 
 
-def product_metadata(report: ProductReport) -> dict[str, Any]:
-    """Metadata of one product's partition: status, images and URLs, main picture, refusals, search calls.
+@dataclass(frozen=True)
+class ProductInfo:
+    """What names a product to a person: its code and description (from ``product_master``)."""
 
-    At most ``REFUSAL_ROWS`` refused candidates are listed (a bounded event however many results a search gave);
-    ``refusal_counts`` and ``refusals_total`` cover every refusal.
+    code: str | None = None
+    description: str | None = None
+
+    @classmethod
+    def of(cls, product: ProductMaster | None) -> ProductInfo:
+        return cls() if product is None else cls(code=product.code, description=product.description)
+
+    @property
+    def label(self) -> str:
+        return self.code or "(no code)"
+
+
+@dataclass(frozen=True)
+class PictureView:
+    """One stored image as the UI shows it: an inline preview and a thumbnail (``data:`` URIs), a full-image link.
+
+    Dagster 1.13 renders a markdown metadata value in place only when it is shorter than 1,000 characters; a
+    longer one sits behind "[Show Markdown]" (a dialog, where its pictures do load). So each image gets a tiny
+    preview that fits in its own entry, shown on the partition page, and a thumbnail of a few KB, shown together
+    with the others in the ``thumbnails`` dialog.
     """
+
+    image: StoredImage
+    preview: str | None = None
+    thumbnail: str | None = None
+    link: FullImageLink | None = None
+
+
+ImageFacts = Callable[[StoredImage], Mapping[str, str]]
+
+
+def basic_image_facts(image: StoredImage) -> dict[str, str]:
+    return {
+        "size": f"{image.width}×{image.height}",
+        "background": "removed" if image.background_removed else "kept",
+        "source": image.source_url,
+    }
+
+
+#: Per-image fields, in order. Each becomes a column of the ``images`` table and a line under the image in the
+#: ``thumbnails`` dialog; adding a field (provenance, a score) is adding a function here (or passing ``facts=`` to
+#: ``product_metadata``).
+IMAGE_FACTS: tuple[ImageFacts, ...] = (basic_image_facts,)
+#: Dagster renders markdown in place below this length (see ``PictureView``).
+INLINE_MARKDOWN_LIMIT = 1000
+
+
+def _facts(image: StoredImage, facts: Sequence[ImageFacts]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for source in facts:
+        merged.update((k, _clip(str(v), 300)) for k, v in source(image).items())
+    return merged
+
+
+def _alt(image: StoredImage, info: ProductInfo) -> str:
+    return f"{'cover' if image.order == 0 else f'image {image.order + 1}'} of {info.label}"
+
+
+def image_entry_key(image: StoredImage) -> str:
+    return f"image_{image.order + 1}" + ("_cover" if image.order == 0 else "")
+
+
+def image_entry(view: PictureView, info: ProductInfo) -> MetadataValue:
+    """The image's inline preview, the cover marked; always below ``INLINE_MARKDOWN_LIMIT`` characters."""
+    cover = " **cover**" if view.image.order == 0 else ""
+    if view.preview and len(view.preview) + 80 < INLINE_MARKDOWN_LIMIT:
+        return MetadataValue.md(f"![{_alt(view.image, info)}]({view.preview}){cover}")
+    return MetadataValue.md(f"(no preview: the stored object could not be read; see `images`){cover}")
+
+
+def thumbnails_entry(views: Sequence[PictureView], info: ProductInfo, facts: Sequence[ImageFacts]) -> MetadataValue:
+    """Every image's thumbnail, cover first and marked, each with its facts and link ("[Show Markdown]")."""
+    blocks = []
+    for view in sorted(views, key=lambda v: v.image.order):
+        image = view.image
+        title = f"**{image.order + 1}. cover**" if image.order == 0 else f"**{image.order + 1}.**"
+        picture = f"![{_alt(image, info)}]({view.thumbnail})" if view.thumbnail else "(no thumbnail)"
+        lines = [f"{title} {picture}", *(f"{k}: {v}" for k, v in _facts(image, facts).items())]
+        if view.link is not None:
+            lines.append(f"[full image]({_markdown_url(view.link.url)}) ({view.link.describe()})")
+        blocks.append("  \n".join(line.replace("\n", " ") for line in lines))
+    return MetadataValue.md("\n\n".join(blocks))
+
+
+def images_table(views: Sequence[PictureView], facts: Sequence[ImageFacts], no_link: str) -> MetadataValue:
+    rows: list[dict[str, str | int | bool]] = [
+        {
+            "order": v.image.order,
+            "cover": v.image.order == 0,
+            **_facts(v.image, facts),
+            "full_image": v.link.url if v.link is not None else f"no link ({no_link})",
+            "link_validity": v.link.describe() if v.link is not None else "",
+        }
+        for v in views
+    ]
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    types = {"order": "int", "cover": "bool"}
+    return MetadataValue.table(
+        records=[TableRecord({k: row.get(k, "") for k in names}) for row in rows],
+        schema=TableSchema(columns=[TableColumn(k, types.get(k, "string")) for k in names]),
+    )
+
+
+def product_metadata(
+    report: ProductReport,
+    info: ProductInfo | None = None,
+    pictures: Sequence[PictureView] | None = None,
+    *,
+    facts: Sequence[ImageFacts] = IMAGE_FACTS,
+    no_link: str = "no public URL",
+) -> dict[str, Any]:
+    """Metadata of one product's partition: what the product is, its status, each stored image (inline preview,
+    cover first and marked; thumbnails with their facts; full-image links), refusals, search calls.
+
+    ``pictures`` are the report's images with their previews, thumbnails and links (``PictureViews`` builds them);
+    without them the images are still listed, without pictures. At most ``REFUSAL_ROWS`` refused candidates are listed
+    (a bounded event however many results a search gave); ``refusal_counts`` and ``refusals_total`` cover every
+    refusal.
+    """
+    info = info or ProductInfo()
     metadata: dict[str, Any] = {
+        "product_code": info.code or "",
+        "product_description": _clip(info.description, 500),
         "status": report.status.value,
         "images_stored": len(report.images),
         "search_calls": report.search_calls,
@@ -92,13 +215,19 @@ def product_metadata(report: ProductReport) -> dict[str, Any]:
     if report.reason:
         metadata["reason"] = _clip(report.reason, 1000)
     if report.images:
-        metadata["image_urls"] = MetadataValue.json([image.url for image in report.images])
-        main = report.images[0]
-        removed = " (background removed)" if main.background_removed else ""
-        metadata["main_picture"] = MetadataValue.md(
-            f"![main picture of product {report.product_id}]({_markdown_url(main.url)})\n\n"
-            f"{main.width}×{main.height}{removed}, from {main.source_url}"
+        views = sorted(
+            pictures if pictures is not None else [PictureView(image) for image in report.images],
+            key=lambda v: v.image.order,
         )
+        for view in views:
+            metadata[image_entry_key(view.image)] = image_entry(view, info)
+            if view.link is not None:
+                metadata[f"image_{view.image.order + 1}_full"] = MetadataValue.url(view.link.url)
+        links = {v.link.describe() for v in views if v.link is not None}
+        metadata["full_image_links"] = ", ".join(sorted(links)) if links else f"none ({no_link})"
+        metadata["thumbnails"] = thumbnails_entry(views, info, facts)
+        metadata["images"] = images_table(views, facts, no_link)
+        metadata["image_urls"] = MetadataValue.json([image.url for image in report.images])
     if report.replaced_objects:
         metadata["replaced_objects_deleted"] = report.replaced_objects
     if report.refusals:
@@ -189,16 +318,20 @@ def image_checks_metadata(report: ProductReport) -> dict[str, Any]:
     return metadata
 
 
-def batch_table(batch: BatchReport) -> MetadataValue:
+def batch_table(batch: BatchReport, products: Mapping[int, ProductInfo] | None = None) -> MetadataValue:
+    """The run's products: code, outcome, images, reason (one row each, in the run's order)."""
+    products = products or {}
     return MetadataValue.table(
         records=[
             TableRecord(
                 {
                     "product_id": r.product_id,
-                    "status": r.status.value,
+                    "code": products.get(r.product_id, ProductInfo()).code or "",
+                    "outcome": r.status.value,
                     "images": len(r.images),
                     "search_calls": r.search_calls,
-                    "reason": _clip(r.reason, 200),
+                    "reason": _clip(r.reason_code or "", 64)
+                    + (f": {_clip(r.reason, 200)}" if r.reason and r.status is not ProductStatus.STORED else ""),
                 }
             )
             for r in batch.reports
@@ -207,10 +340,12 @@ def batch_table(batch: BatchReport) -> MetadataValue:
     )
 
 
-def batch_metadata(batch: BatchReport) -> dict[str, Any]:
-    """Shared by every partition of the run (each partition's own metadata is added on top)."""
+def batch_metadata(batch: BatchReport, products: Mapping[int, ProductInfo] | None = None) -> dict[str, Any]:
+    """Shared by every partition of the run (each partition's own metadata is added on top): counts, and the
+    table of the run's products."""
     counts = batch.counts()
     return {
+        "run_products": batch_table(batch, products),
         "batch_products": len(batch.reports),
         "batch_stored": counts["stored"],
         "batch_no_images": counts["no_images"],

@@ -19,10 +19,14 @@ return Array.from(document.querySelectorAll('[class*="assetListRow"]')).map(row 
 });
 """
 
-# Every two-or-more-cell table row on the page: [first cell text, second cell text].
+# Every two-or-more-cell table row on the page: [first cell text, last non-empty cell text] (a partition's table
+# ends with an empty cell; an asset's overview puts the metadata timestamp between the key and the value).
 _TABLE_ROWS_JS = """
 return Array.from(document.querySelectorAll('tr')).map(tr => Array.from(tr.cells).map(c => c.innerText.trim()))
-  .filter(cells => cells.length >= 2).map(cells => [cells[0], cells[1]]);
+  .filter(cells => cells.length >= 2).map(cells => {
+    const values = cells.slice(1).filter(text => text !== '');
+    return [cells[0], values.length ? values[values.length - 1] : ''];
+  });
 """
 
 # Asset partitions: green materialised, red failed, gray missing, blue materialising. In a partitioned check's

@@ -67,3 +67,43 @@ class RunningFetch:
 
 def instance_at(dagster_home: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(dagster_home))
+
+
+def fetch_on_terminal(web: ImageWeb, *args: str, timeout: float = 240, **env: str) -> tuple[int, str]:
+    """``ml-images fetch`` with its stdout and stderr on a pseudo-terminal (as in an interactive shell); returns
+    the exit status and everything it wrote (with the terminal's control sequences)."""
+    import pty
+    import select
+    import time
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml_images.cli", "fetch", *args],
+        env=fetch_environment(web, TERM="xterm-256color", COLUMNS="150", **env),
+        stdout=terminal,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # the terminal's other end closed: the process exited
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        os.close(controller)
+    return code, b"".join(chunks).decode("utf-8", errors="replace")

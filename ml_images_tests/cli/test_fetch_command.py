@@ -11,7 +11,7 @@ from dagster import DagsterRunStatus
 
 from ml_images.catalog.models import Base, ListingStatus
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
-from ml_images_tests.cli.fetch_support import fetch, instance_at
+from ml_images_tests.cli.fetch_support import fetch, fetch_on_terminal, instance_at
 from ml_images_tests.pipeline.network_faults import closed_port, resetting_server
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
 
@@ -41,7 +41,7 @@ def test_fetch_limit_then_rerun_then_id(home: Path, catalog: Catalog, web: Image
     assert [len(catalog.images(pid)) for pid in ids] == [2, 2, 0]
     with instance_at(dagster_home) as instance:
         runs = instance.get_runs()
-        assert {r.job_name for r in runs} == {"fetch_ml_images", "product_images_job"}
+        assert {r.job_name for r in runs} == {"fetch_ml_images", "product_images_job", "image_coverage_job"}
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == [str(ids[0]), str(ids[1])]
 
@@ -86,8 +86,9 @@ def test_fetch_dry_run_writes_nothing(home: Path, catalog: Catalog, web: ImageWe
     assert files_under(home / "images") == []
     with instance_at(dagster_home) as instance:
         assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == []
-        [run] = instance.get_runs()
+        [run] = instance.get_runs()  # no coverage report after a dry run
         assert (run.job_name, run.status) == ("fetch_ml_images", DagsterRunStatus.SUCCESS)
+        assert run.tags["ml_images/dry_run"] == "true"
 
 
 def test_no_result_gives_an_error_listing_and_503_gives_none(home: Path, catalog: Catalog, web: ImageWeb):
@@ -95,8 +96,19 @@ def test_no_result_gives_an_error_listing_and_503_gives_none(home: Path, catalog
 
     result = fetch(web)
 
+    # The product's outcome, not a fault: exit 0, although its run's step failed to mark its partition in the UI.
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no images (listing ERROR): 1" in result.stdout
+    assert f"1 products got no pictures ({nothing})" in result.stdout
+    assert "1 products got no pictures: that is their outcome" in result.stdout
+    assert "coverage: 0 of 1 eligible products have pictures, 0 pending, 1 in cooldown, 1 listings in ERROR" in (
+        result.stdout
+    )
+    with instance_at(home / "dagster_home") as instance:
+        [run] = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
+        assert run.status == DagsterRunStatus.FAILURE  # the partition shows as failed
+        [coverage] = [r for r in instance.get_runs() if r.job_name == "image_coverage_job"]
+        assert coverage.status == DagsterRunStatus.SUCCESS
     listing = catalog.listing(nothing)
     assert listing is not None
     assert listing.status == ListingStatus.ERROR
@@ -148,3 +160,29 @@ def test_an_outage_leaves_every_product_pending_and_fails_the_run(home: Path, ca
     with instance_at(home / "dagster_home") as instance:
         [run] = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
         assert run.status == DagsterRunStatus.FAILURE
+
+
+def test_a_terminal_gets_a_per_product_progress_bar_and_a_pipe_gets_lines(home: Path, catalog: Catalog, web: ImageWeb):
+    ids = [catalog.add_product(f"ZX75{i:02d}") for i in range(3)]
+    for i in range(2):
+        web.add(f"ZX75{i:02d}", 1)  # ZX7502: nothing found
+
+    code, shown = fetch_on_terminal(web, "--batch-size", "2")
+
+    assert code == 0, shown
+    bar = [line for line in shown.replace("\r", "\n").splitlines() if "products" in line and "ETA" in line]
+    assert bar, shown
+    assert "3/3" in bar[-1]  # counts of the whole fetch across its two runs
+    assert "no_images 1" in bar[-1]
+    assert "stored 2" in bar[-1]
+    assert "━" in bar[-1]
+    assert "products done 3/3" in shown  # the run lines are printed above the bar
+    assert [len(catalog.images(pid)) for pid in ids] == [1, 1, 0]
+
+    catalog.add_product("ZX7503")
+    web.add("ZX7503", 1)
+    piped = fetch(web)
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    assert "ETA" not in piped.stdout
+    assert "━" not in piped.stdout
+    assert "products done 1/1" in piped.stdout

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from ml_images.catalog.models import Base
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
@@ -86,13 +86,17 @@ def test_job_execute_with_the_dry_run_config_writes_nothing(
         assert instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME) == []
         [run] = instance.get_runs()
         assert (run.job_name, run.status) == ("fetch_ml_images", DagsterRunStatus.SUCCESS)
-        [event] = [
-            e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_materialization
-        ][-1:]
-        assert event.dagster_event is not None
-        materialization = event.dagster_event.step_materialization_data.materialization
-        assert materialization.metadata["dry_run"].value is True
-        assert materialization.metadata["would_register"].value == 1
+        assert run.tags["ml_images/dry_run"] == "true"
+        materialized = [
+            e.asset_materialization.asset_key.to_user_string()
+            for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+            if e.asset_materialization is not None
+        ]
+        assert materialized == ["eligible_products"]  # the selection itself is only observed
+        [entry] = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_OBSERVATION)
+        assert entry.asset_observation is not None
+        assert entry.asset_observation.metadata["dry_run"].value is True
+        assert entry.asset_observation.metadata["would_register"].value == 1
 
 
 def test_selection_then_a_range_by_tags_then_by_partition_range(

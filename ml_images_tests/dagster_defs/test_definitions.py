@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, EnvVar
 from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
+from ml_images.dagster_defs.assets.images import build_product_images_asset
 from ml_images.dagster_defs.partitions import (
     PartitionBatch,
     parse_product_key,
@@ -16,7 +17,12 @@ from ml_images.dagster_defs.partitions import (
 from ml_images.dagster_defs.resources import CatalogDatabaseResource, ImageSearchResource, default_resources
 from ml_images.definitions import defs
 
-ASSETS = {AssetKey("eligible_products"), AssetKey("pending_image_products"), AssetKey("product_images")}
+ASSETS = {
+    AssetKey("eligible_products"),
+    AssetKey("pending_image_products"),
+    AssetKey("product_images"),
+    AssetKey("image_coverage"),
+}
 
 
 def test_the_code_location_loads_with_its_jobs_sensor_and_resources():
@@ -36,8 +42,12 @@ def test_the_code_location_loads_with_its_jobs_sensor_and_resources():
     images_job = defs.resolve_job_def("product_images_job")
     assert images_job.asset_layer.executable_asset_keys == {AssetKey("product_images")}
     assert images_job.partitions_def is not None
-    assert [s.name for s in defs.sensors or []] == ["new_eligible_products_sensor"]
+    assert [s.name for s in defs.sensors or []] == ["new_eligible_products_sensor", "image_coverage_sensor"]
     assert defs.resolve_sensor_def("new_eligible_products_sensor").job_name == "product_images_job"
+    assert graph.get(AssetKey("image_coverage")).group_name == "reports"
+    coverage_job = defs.resolve_job_def("image_coverage_job")
+    assert coverage_job.asset_layer.executable_asset_keys == {AssetKey("image_coverage")}
+    assert defs.resolve_sensor_def("image_coverage_sensor").job_name == "image_coverage_job"
     assert set(defs.resources or {}) == {"catalog", "image_search", "image_store", "background_remover"}
     [check] = defs.resolve_asset_graph().asset_check_keys
     assert (check.asset_key, check.name) == (AssetKey("product_images"), "stored_images_are_valid")
@@ -101,3 +111,17 @@ def test_registration_is_idempotent_and_ranges_resolve_in_registration_order():
             run_partition_keys(
                 {"dagster/asset_partition_range_start": "1", "dagster/asset_partition_range_end": "9"}, instance
             )
+
+
+@pytest.mark.parametrize(("bucket", "kind"), [("shop-images", "s3"), ("", "filesystem"), (None, "filesystem")])
+def test_the_kind_tag_of_product_images_is_the_configured_store(
+    monkeypatch: pytest.MonkeyPatch, bucket: str | None, kind: str
+):
+    if bucket is None:
+        monkeypatch.delenv("AWS_STORAGE_BUCKET_NAME", raising=False)
+    else:
+        monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", bucket)
+
+    [spec] = build_product_images_asset().specs
+
+    assert set(spec.kinds) == {"python", kind}

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import socket
 from typing import Any
 
 import boto3
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetPartitionStatus, DagsterEventType, DagsterInstance
 from dagster._serdes import serialize_value
+from PIL import Image
 
 from ml_images.catalog.models import ListingStatus
-from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, products_partitions
+from ml_images.dagster_defs.pictures import THUMBNAIL_SIDE
 from ml_images.dagster_defs.resources import BackgroundRemoverResource, CatalogDatabaseResource
 from ml_images_tests.dagster_defs.helpers import (
+    observed_partition_metadata,
     partition_metadata,
     register,
     resources,
@@ -49,12 +55,19 @@ def _retries(result: Any) -> int:
     return sum(1 for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
 
 
-def test_a_range_run_processes_the_batch_with_metadata_per_partition(
+def _embedded(markdown: str) -> list[bytes]:
+    """The JPEGs embedded in a markdown entry (``![alt](data:image/jpeg;base64,...)``)."""
+    found = re.findall(r"\]\(data:image/jpeg;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert found, markdown[:200]
+    return [base64.b64decode(data) for data in found]
+
+
+def test_a_range_run_stores_pictures_with_thumbnails_and_names_each_product(
     catalog: Catalog, web: ImageWeb, instance: DagsterInstance
 ):
-    ids = [catalog.add_product(f"ZX500{i}") for i in range(3)]
+    ids = [catalog.add_product(f"ZX500{i}", code=f"SKU-50{i}") for i in range(2)]
     web.add("ZX5000", 2)
-    web.add("ZX5002", 1)  # ZX5001: the search finds nothing
+    web.add("ZX5001", 1)
     res = resources(catalog, web)
     run_selection(instance, res)
     keys = instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME)
@@ -67,25 +80,81 @@ def test_a_range_run_processes_the_batch_with_metadata_per_partition(
     assert sorted(metadata) == sorted(keys)  # context.partition_keys was the whole batch
     stored = metadata[keys[0]]
     assert (stored["status"], stored["images_stored"], stored["search_calls"]) == ("stored", 2, 1)
+    assert (stored["product_code"], stored["product_description"]) == ("SKU-500", "Monitor Acme ZX5000 24 pulgadas")
     assert stored["search_query"] == "Acme ZX5000 MONITOR"
     assert stored["image_urls"] == [row.url for row in catalog.images(ids[0])]
-    assert stored["main_picture"].startswith(f"![main picture of product {ids[0]}](")
-    assert "background removed" in stored["main_picture"]
-    nothing = metadata[keys[1]]
-    assert (nothing["status"], nothing["reason_code"], nothing["images_stored"]) == (
-        "no_images",
-        "no_search_results",
-        0,
-    )
-    assert "main_picture" not in nothing
-    assert all(m["batch_products"] == 3 and m["batch_stored"] == 2 for m in metadata.values())
+    cover, second = stored["image_1_cover"], stored["image_2"]
+    assert cover.startswith("![cover of SKU-500](data:image/jpeg;base64,")
+    assert cover.endswith(") **cover**")
+    assert second.startswith("![image 2 of SKU-500](data:image/jpeg;base64,")
+    assert "**cover**" not in second
+    for entry in (cover, second):
+        assert len(entry) < 1000  # Dagster renders shorter markdown in place (longer: behind "Show Markdown")
+        with Image.open(io.BytesIO(_embedded(entry)[0])) as preview:
+            assert preview.format == "JPEG"
+            assert 32 <= max(preview.size) <= 64
+    thumbnails = stored["thumbnails"]
+    assert thumbnails.index("**1. cover** ![cover of SKU-500](data:") < thumbnails.index("**2.** ![image 2 of")
+    assert "size: 1200×1200  \nbackground: removed  \nsource: http://127.0.0.1:" in thumbnails
+    for jpeg in _embedded(thumbnails):
+        with Image.open(io.BytesIO(jpeg)) as thumbnail:
+            assert thumbnail.format == "JPEG"
+            assert max(thumbnail.size) == THUMBNAIL_SIDE
+        assert len(jpeg) < 8_000  # a few KB
+    assert stored["full_image_links"].startswith("none (local store: set ML_IMAGES_PUBLIC_BASE_URL")
+    assert [(r.data["order"], r.data["cover"]) for r in stored["images"].records] == [(0, True), (1, False)]
+    run_table = [
+        (r.data["product_id"], r.data["code"], r.data["outcome"], r.data["images"])
+        for r in stored["run_products"].records
+    ]
+    assert run_table == [(ids[0], "SKU-500", "stored", 2), (ids[1], "SKU-501", "stored", 1)]
+    assert all(m["batch_products"] == 2 and m["batch_stored"] == 2 for m in metadata.values())
+    check = _check(result)
+    assert check.passed
+    assert check.metadata["products_checked"].value == 2
+    assert check.metadata["images_checked"].value == 3
+
+
+def test_products_without_pictures_fail_their_partitions_and_are_not_retried(
+    catalog: Catalog, web: ImageWeb, instance: DagsterInstance
+):
+    ids = [catalog.add_product(f"ZX502{i}", code=f"SKU-52{i}") for i in range(3)]
+    web.add("ZX5020", 2)
+    web.add("ZX5022", 1)  # ZX5021: the search finds nothing
+    res = resources(catalog, web)
+    keys = register(instance, ids)
+
+    result = run_images(instance, res, keys, raise_on_error=False)
+
+    assert not result.success
+    assert _retries(result) == 0  # the products' outcome, not a fault: the RetryPolicy does not apply
+    description = _failure_description(result)
+    assert description.startswith(f"1 of 3 products got no pictures: {ids[1]} SKU-521 (no_search_results)")
+    metadata = partition_metadata(result, instance)
+    assert sorted(metadata) == sorted([keys[0], keys[2]])  # the product without pictures is not materialised
+    observed = observed_partition_metadata(result, instance)  # its page still says what happened
+    assert list(observed) == [keys[1]]
+    assert (observed[keys[1]]["status"], observed[keys[1]]["reason_code"]) == ("no_images", "no_search_results")
+    assert observed[keys[1]]["product_code"] == "SKU-521"
+    assert metadata[keys[0]]["image_1_cover"].startswith("![cover of SKU-520](data:image/jpeg;base64,")
+    assert "product_code" in metadata[keys[0]]
+    outcomes = {
+        r.data["code"]: (r.data["outcome"], r.data["reason"]) for r in metadata[keys[2]]["run_products"].records
+    }
+    assert outcomes["SKU-521"][0] == "no_images"
+    assert outcomes["SKU-521"][1].startswith("no_search_results: ")
+    assert outcomes["SKU-522"] == ("stored", "")
     listing = catalog.listing(ids[1])
     assert listing is not None
     assert listing.status == ListingStatus.ERROR
-    check = _check(result)
-    assert check.passed
-    assert check.metadata["products_checked"].value == 3
-    assert check.metadata["images_checked"].value == 3
+    assert [a.outcome for a in catalog.attempts(ids[1])] == ["no_images"]
+    assert result.get_asset_check_evaluations() == []  # the check step is skipped after the failed step
+    status = instance.get_status_by_partition(AssetKey("product_images"), keys, products_partitions)
+    assert status == {
+        keys[0]: AssetPartitionStatus.MATERIALIZED,
+        keys[1]: AssetPartitionStatus.FAILED,
+        keys[2]: AssetPartitionStatus.MATERIALIZED,
+    }
 
 
 def test_re_running_a_batch_adds_no_rows(sqlite_catalog: Catalog, web: ImageWeb, instance: DagsterInstance):

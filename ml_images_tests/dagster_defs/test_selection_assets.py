@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from ml_images.catalog.models import Base
+from ml_images.dagster_defs.config import DRY_RUN_TAG
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
-from ml_images_tests.dagster_defs.helpers import resources, run_selection, store_root
+from ml_images_tests.dagster_defs.helpers import resources, run_images, run_selection, store_root
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
 
 
 def _metadata(result: Any, node: str) -> dict[str, Any]:
-    [event] = result.asset_materializations_for_node(node)
+    """The metadata of the node's materialisation (of its observation in a dry run)."""
+    [event] = result.asset_materializations_for_node(node) or result.asset_observations_for_node(node)
     return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
 
 
@@ -87,3 +91,48 @@ def test_dry_run_writes_nothing_anywhere(catalog: Catalog, web: ImageWeb, instan
     assert web.search_calls == 0
     assert web.image_requests == []
     assert files_under(store_root()) == []
+
+
+def _image_partition_status(instance: DagsterInstance, key: str) -> StaleStatus:
+    """What the UI shows as "Unsynced" (STALE) for a product_images partition: Dagster's own stale-status
+    resolver (the one behind GraphQL's staleStatus) over the code location's asset graph."""
+    from ml_images.definitions import defs
+
+    resolver = CachingStaleStatusResolver(
+        instance, defs.resolve_asset_graph(), loading_context=LoadingContextForTest(instance)
+    )
+    return resolver.get_status(AssetKey("product_images"), key)
+
+
+def _tags(instance: DagsterInstance, run_id: str) -> dict[str, str]:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return dict(run.tags)
+
+
+def test_a_dry_run_is_tagged_and_leaves_image_partitions_in_sync(
+    catalog: Catalog, web: ImageWeb, instance: DagsterInstance
+):
+    pid = catalog.add_product("ZX4300")
+    web.add("ZX4300", 1)
+    res = resources(catalog, web)
+    run_selection(instance, res)
+    [key] = instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME)
+    assert run_images(instance, res, [key]).success
+    assert _image_partition_status(instance, key) == StaleStatus.FRESH
+    catalog.add_product("ZX4301")  # something for the dry run to select
+
+    dry = run_selection(instance, res, dry_run=True)
+
+    assert dry.success
+    assert _tags(instance, dry.run_id)[DRY_RUN_TAG] == "true"
+    assert dry.asset_materializations_for_node("pending_image_products") == []
+    [observation] = dry.asset_observations_for_node("pending_image_products")
+    assert observation.metadata["selected_count"].value == 1
+    assert _image_partition_status(instance, key) == StaleStatus.FRESH
+    assert str(pid) == key
+
+    # A real selection does materialise the upstream asset: the partition becomes Unsynced, as the UI shows.
+    real = run_selection(instance, res)
+    assert DRY_RUN_TAG not in _tags(instance, real.run_id)
+    assert _image_partition_status(instance, key) == StaleStatus.STALE

@@ -23,7 +23,7 @@ from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, run_part
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
 from ml_images.dagster_defs.run_holders import holder_tags
 from ml_images.dagster_defs.sensors import build_new_eligible_products_sensor, new_eligible_products_sensor
-from ml_images_tests.dagster_defs.helpers import partition_metadata, resources, run_images
+from ml_images_tests.dagster_defs.helpers import observed_partition_metadata, partition_metadata, resources, run_images
 from ml_images_tests.holders import exited_process
 from ml_images_tests.pipeline.support import Catalog, ImageWeb
 
@@ -191,7 +191,8 @@ def test_already_registered_keys_are_batched_by_their_position(sqlite_catalog: C
 def test_a_requested_range_is_exactly_the_batch_inside_the_run(
     sqlite_catalog: Catalog, web: ImageWeb, instance: DagsterInstance
 ):
-    ids = [sqlite_catalog.add_product(f"ZX66{i:02d}") for i in range(3)]  # the search finds nothing: quick runs
+    # The search finds nothing: quick runs, whose products all end up as failed partitions with an observation.
+    ids = [sqlite_catalog.add_product(f"ZX66{i:02d}") for i in range(3)]
     sensor = build_new_eligible_products_sensor(SensorSettings(batch_size=2))
     result = _tick(sensor, instance, sqlite_catalog)
     _apply(instance, result)
@@ -199,8 +200,11 @@ def test_a_requested_range_is_exactly_the_batch_inside_the_run(
 
     seen = []
     for request in _runs(result):
-        run = run_images(instance, resources(sqlite_catalog, web), run_partition_keys(request.tags, instance) or [])
-        seen.append(sorted(partition_metadata(run)))
+        keys = run_partition_keys(request.tags, instance) or []
+        run = run_images(instance, resources(sqlite_catalog, web), keys, raise_on_error=False)
+        assert not run.success
+        assert partition_metadata(run, instance) == {}
+        seen.append(sorted(observed_partition_metadata(run, instance)))
     assert seen == [sorted([str(ids[0]), str(ids[1])]), [str(ids[2])]]
 
 

@@ -126,12 +126,14 @@ def test_the_ui_lists_the_graph_and_runs_what_it_launches(webserver: tuple[int, 
         [repository] = _graphql(port, REPOSITORY_QUERY)["repositoriesOrError"]["nodes"]
         assert repository["location"]["name"] == "ml_images"
         assets = {"/".join(node["assetKey"]["path"]): node for node in repository["assetNodes"]}
-        assert set(assets) == {"eligible_products", "pending_image_products", "product_images"}
+        assert set(assets) == {"eligible_products", "pending_image_products", "product_images", "image_coverage"}
+        assert assets["image_coverage"]["groupName"] == "reports"
         assert assets["product_images"]["isPartitioned"] is True
         assert assets["eligible_products"]["groupName"] == "selection"
         sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
-        assert sensors == {"new_eligible_products_sensor": "RUNNING"}
-        assert {"fetch_ml_images", "product_images_job"} <= {j["name"] for j in repository["jobs"]}
+        assert sensors == {"new_eligible_products_sensor": "RUNNING", "image_coverage_sensor": "RUNNING"}
+        jobs = {j["name"] for j in repository["jobs"]}
+        assert {"fetch_ml_images", "product_images_job", "image_coverage_job"} <= jobs
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         selection_run = client.submit_job_execution(

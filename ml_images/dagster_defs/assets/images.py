@@ -2,20 +2,30 @@
 
 Single-run backfill policy: a run carries a range of partitions (``context.partition_keys``), processed by
 ``ProductImagePipeline.process_batch`` with overlapping network and CPU work. Each partition gets its own metadata
-(status, images and URLs, main picture, refusals, search calls) merged into that partition's materialisation event,
-on top of the batch metadata returned in ``MaterializeResult`` (see ``partition_metadata.py`` for how, and why not
-one ``context.add_asset_metadata(..., partition_key=key)`` call per product).
+(the product's code and description, status, previews and thumbnails of its images, links, refusals, search calls;
+see ``metadata.py``) on top of the batch metadata (counts and the table of the run's products).
 
-Failures: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
+When every product of the batch ended with pictures or was skipped, the step returns a ``MaterializeResult`` and
+the per-partition metadata is merged into each partition's materialisation (see ``partition_metadata.py`` for how,
+and why not one ``context.add_asset_metadata(..., partition_key=key)`` call per product). When some products got
+no pictures (``NO_IMAGES``, ``DEFERRED``), the step logs a materialisation for each of the others and an
+observation for those, then raises ``Failure(allow_retries=False)`` naming them: the UI shows their partitions as
+failed (red) next to the stored ones (green). That is their recorded outcome, not a fault: nothing is retried, and
+``ml-images fetch`` tells it from a fault by the outcomes in ``image_fetch_attempt``.
+
+Faults: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
 fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
 products not finished stay pending and the message says what was done and what is left.
 """
 
 import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -28,10 +38,23 @@ from dagster import (
 )
 
 from ml_images.dagster_defs.assets.selection import pending_image_products
-from ml_images.dagster_defs.config import IMAGE_SEARCH_POOL, ProductImagesConfig, transient_retry_policy
-from ml_images.dagster_defs.metadata import batch_metadata, batch_table, product_metadata
+from ml_images.dagster_defs.config import (
+    IMAGE_SEARCH_POOL,
+    NO_PICTURES_KEY,
+    ProductImagesConfig,
+    transient_retry_policy,
+)
+from ml_images.dagster_defs.metadata import (
+    PictureView,
+    ProductInfo,
+    batch_metadata,
+    batch_table,
+    product_metadata,
+)
 from ml_images.dagster_defs.partition_metadata import add_partition_metadata
 from ml_images.dagster_defs.partitions import parse_product_key, products_partitions
+from ml_images.dagster_defs.pictures import PictureViews, presigned_link_hours, store_kind
+from ml_images.dagster_defs.progress import product_done
 from ml_images.dagster_defs.resources import (
     BackgroundRemoverResource,
     CatalogDatabaseResource,
@@ -40,8 +63,13 @@ from ml_images.dagster_defs.resources import (
 )
 from ml_images.dagster_defs.services import build_pipeline
 from ml_images.errors import ConfigurationError, SearchQuotaError
+from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import INTERRUPTED, failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
+
+#: Outcomes whose partition is not materialised: the product got no pictures in this run (listing in ERROR, or
+#: left pending because every candidate was unreachable).
+WITHOUT_PICTURES = frozenset({ProductStatus.NO_IMAGES, ProductStatus.DEFERRED})
 
 
 class ProductLogger:
@@ -58,6 +86,7 @@ class ProductLogger:
         self._context.log.info(
             f"product {report.product_id}: {report.status.value} ({detail}); products done {self._done}/{self._total}"
         )
+        product_done(report)
 
 
 def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Failure:
@@ -84,6 +113,46 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
     )
 
 
+def _no_pictures_failure(
+    batch: BatchReport,
+    without: list[ProductReport],
+    products: Mapping[int, ProductInfo],
+    shared: Mapping[str, Any],
+) -> Failure:
+    named = [
+        f"{r.product_id} {products.get(r.product_id, ProductInfo()).label} ({r.reason_code or r.status.value})"
+        for r in without
+    ]
+    return Failure(
+        description=(
+            f"{len(without)} of {len(batch.reports)} products got no pictures: {', '.join(named[:25])}"
+            f"{' …' if len(named) > 25 else ''}. This is their outcome, recorded in image_fetch_attempt (listing "
+            f"ERROR or left pending), not a fault of the run: not retried. {batch.summary()}"
+        ),
+        metadata={**shared, NO_PICTURES_KEY: MetadataValue.json([r.product_id for r in without])},
+        allow_retries=False,
+    )
+
+
+def _product_infos(catalog: CatalogDatabaseResource, ids: list[int]) -> dict[int, ProductInfo]:
+    return {pid: ProductInfo.of(p) for pid, p in CatalogProducts(catalog.session_factory()).load(ids).items()}
+
+
+def _product_entry(
+    report: ProductReport,
+    products: Mapping[int, ProductInfo],
+    views: PictureViews,
+    context: AssetExecutionContext,
+) -> dict[str, Any]:
+    pictures = [
+        PictureView(image, *views.pictures(image.storage_key), link=views.link(image.storage_key, image.url))
+        for image in report.images
+    ]
+    if any(p.thumbnail is None for p in pictures):
+        context.log.warning(f"product {report.product_id}: some thumbnails could not be made (see the metadata)")
+    return product_metadata(report, products.get(report.product_id), pictures, no_link=views.no_link_reason())
+
+
 def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure:
     return Failure(
         description=(
@@ -107,7 +176,8 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
     @asset(
         name="product_images",
         group_name="images",
-        kinds={"python", "s3"},
+        kinds={"python", store_kind()},
+        output_required=False,
         partitions_def=products_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         deps=[pending_image_products],
@@ -126,7 +196,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         image_search: ImageSearchResource,
         image_store: ImageStoreResource,
         background_remover: BackgroundRemoverResource,
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult]:
         keys = list(context.partition_keys)
         ids: list[int] = []
         per_partition: dict[str, dict[str, Any]] = {}
@@ -143,6 +213,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if context.retry_number:
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
         try:
+            link_hours = presigned_link_hours()
             pipeline = build_pipeline(
                 catalog, image_search, image_store, background_remover, search_cache=not config.force
             )
@@ -172,9 +243,25 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if batch.with_status(ProductStatus.FAILED):
             raise _failure(batch, len(keys), allow_retries=True)
 
-        per_partition.update((str(r.product_id), product_metadata(r)) for r in batch.reports)
-        add_partition_metadata(context, per_partition)
-        return MaterializeResult(metadata=batch_metadata(batch))
+        products = _product_infos(catalog, ids)
+        views = PictureViews(image_store.build_store(catalog.settings()), presigned_link_hours=link_hours)
+        shared = batch_metadata(batch, products)
+        per_partition.update((str(r.product_id), _product_entry(r, products, views, context)) for r in batch.reports)
+        without_pictures = [r for r in batch.reports if r.status in WITHOUT_PICTURES]
+        if not without_pictures:
+            add_partition_metadata(context, per_partition)
+            yield MaterializeResult(metadata=shared)
+            return
+        # Some products got no pictures: only the others are materialised, then the step fails without a retry,
+        # so their partitions show "Failed" (red) in the UI while the stored ones are green. Their outcomes are
+        # recorded in image_fetch_attempt already; `ml-images fetch` reads them to tell this from a fault.
+        # The products without pictures get an observation instead: their partition's page still lists what
+        # was searched and why each candidate was refused, without counting as materialised.
+        failed_keys = {str(r.product_id) for r in without_pictures}
+        for key, metadata in per_partition.items():
+            event = AssetObservation if key in failed_keys else AssetMaterialization
+            context.log_event(event(asset_key=context.asset_key, partition=key, metadata={**metadata, **shared}))
+        raise _no_pictures_failure(batch, without_pictures, products, shared)
 
     return product_images
 

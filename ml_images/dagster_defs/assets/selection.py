@@ -1,14 +1,17 @@
 """The selection group: which products are eligible, and which of them still need images.
 
 ``pending_image_products`` registers the pending products as partitions of ``products`` (idempotent). With
-``dry_run`` it only reports: no partition registered, nothing searched, downloaded, uploaded or written.
+``dry_run`` it only reports: no partition registered, nothing searched, downloaded, uploaded or written. A dry
+run records an observation instead of a materialisation (a new materialisation of this upstream asset would
+mark every ``product_images`` partition "Unsynced") and tags its run ``ml_images/dry_run=true``.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetObservation, MaterializeResult, MetadataValue, asset
 
-from ml_images.dagster_defs.config import SelectionConfig
+from ml_images.dagster_defs.config import DRY_RUN_TAG, SelectionConfig
 from ml_images.dagster_defs.metadata import PREVIEW_ROWS, preview_rows, preview_table
 from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, register_products, unregistered
 from ml_images.dagster_defs.resources import CatalogDatabaseResource
@@ -40,18 +43,22 @@ def eligible_products(context: AssetExecutionContext, catalog: CatalogDatabaseRe
     deps=[eligible_products],
     description=(
         "Eligible products without images (not in cooldown after a fruitless attempt), oldest first; registers "
-        "them as partitions of `products`. Config: dry_run, limit, product_ids."
+        "them as partitions of `products`. Config: dry_run, limit, product_ids. A dry run is recorded as an "
+        "observation (tag ml_images/dry_run=true), not a materialisation."
     ),
+    output_required=False,
 )
 def pending_image_products(
     context: AssetExecutionContext, config: SelectionConfig, catalog: CatalogDatabaseResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     services = build_selection(catalog)
     pending_count = services.selector.count_pending()
     selected = services.select_ids(limit=config.limit, product_ids=config.product_ids)
     keys = [str(pid) for pid in selected]
 
     if config.dry_run:
+        # Set here rather than by the launcher, so a dry run launched from the UI or the CLI is tagged alike.
+        context.instance.add_run_tags(context.run.run_id, {DRY_RUN_TAG: "true"})
         new_keys = unregistered(keys, context.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME))
         context.log.info(
             f"dry run: {len(keys)} of {pending_count} pending products would be processed; "
@@ -90,4 +97,7 @@ def pending_image_products(
                 for pid in not_pending[:PREVIEW_ROWS]
             ]
         )
-    return MaterializeResult(metadata=metadata)
+    if config.dry_run:
+        context.log_event(AssetObservation(asset_key=context.asset_key, metadata=metadata))
+        return
+    yield MaterializeResult(metadata=metadata)
