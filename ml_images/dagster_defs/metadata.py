@@ -116,10 +116,28 @@ def basic_image_facts(image: StoredImage) -> dict[str, str]:
     }
 
 
+def provenance_facts(image: StoredImage) -> dict[str, str]:
+    """Where the picture came from and why it ranked where it did (``ml_images_image``)."""
+    facts = {"from": image.source_label}
+    if image.rank_score is not None:
+        facts["rank score"] = f"{image.rank_score:g}"
+    return facts
+
+
+def judgement_facts(image: StoredImage) -> dict[str, str]:
+    """How the picture was judged: its background method, quality score and cover verdict."""
+    summary = image.check_summary()
+    verdict = {True: "passes", False: "fails " + ", ".join(summary["failed"]), None: "not judged"}
+    facts = {"cut-out": image.background_method or "none", "cover gate": verdict[image.cover_compliant]}
+    if image.quality_score is not None:
+        facts["quality"] = f"{image.quality_score:.2f}"
+    return facts
+
+
 #: Per-image fields, in order. Each becomes a column of the ``images`` table and a line under the image in the
 #: ``thumbnails`` dialog; adding a field (provenance, a score) is adding a function here (or passing ``facts=`` to
 #: ``product_metadata``).
-IMAGE_FACTS: tuple[ImageFacts, ...] = (basic_image_facts,)
+IMAGE_FACTS: tuple[ImageFacts, ...] = (basic_image_facts, provenance_facts, judgement_facts)
 #: Dagster renders markdown in place below this length (see ``PictureView``).
 INLINE_MARKDOWN_LIMIT = 1000
 

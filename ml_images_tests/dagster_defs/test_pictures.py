@@ -122,3 +122,28 @@ def test_presigned_link_hours(raw: str | None, hours: float):
 def test_presigned_link_hours_refuses_bad_values(raw: str):
     with pytest.raises(ConfigurationError, match="ML_IMAGES_PRESIGNED_LINK_HOURS"):
         presigned_link_hours({"ML_IMAGES_PRESIGNED_LINK_HOURS": raw})
+
+
+def test_each_images_facts_name_its_source_and_its_judgement() -> None:
+    from ml_images.dagster_defs.metadata import IMAGE_FACTS, _facts
+    from ml_images.pipeline.reports import StoredImage
+
+    image = StoredImage(
+        order=0,
+        url="https://cdn.example.test/products/7/0.jpg",
+        storage_key="products/7/0.jpg",
+        source_url="http://127.0.0.1:9/dist/lg/7.jpg",
+        width=1200,
+        height=1200,
+        background_removed=True,
+        source_kind="distributor",
+        rank_score=73.0,
+        background_method="studio",
+        quality_score=0.914,
+        cover_compliant=False,
+        checks={"cover": {"failed": ["cover_text"]}},
+    )
+    facts = _facts(image, IMAGE_FACTS)
+    assert facts["from"] == "distributor"
+    assert facts["rank score"] == "73"
+    assert (facts["cut-out"], facts["quality"], facts["cover gate"]) == ("studio", "0.91", "fails cover_text")
