@@ -144,10 +144,10 @@ def test_limit_2_holds_at_the_server_for_20_requests_from_6_threads(recording_se
     arrivals = sorted(server.arrivals)
     assert busiest_second(arrivals) <= 2
     # One token: never two requests together, not even at the start (a two-token bucket sends the first two at
-    # once). Departures are 0.55 s apart; the margin is for the way from the client's thread to the server's.
+    # once). Departures are 0.625 s apart; the margin is for the way from the client's thread to the server's.
     assert min(b - a for a, b in itertools.pairwise(arrivals)) > 0.4
-    # The limit is a pace, not a stall: 19 intervals of 0.55 s (10 % headroom) plus scheduling slack.
-    assert elapsed < 19 * 0.55 + 3.0
+    # The limit is a pace, not a stall: 19 intervals of 0.625 s (25 % headroom) plus scheduling slack.
+    assert elapsed < 19 * 0.625 + 3.0
 
 
 def test_retry_after_pauses_every_thread(recording_server) -> None:
@@ -172,7 +172,7 @@ def test_retry_after_pauses_every_thread(recording_server) -> None:
     assert sorted(outcomes) == ["ok"] * 5 + ["retry after 2.0"]
     assert len(server.arrivals) == 7
     refused, *after = sorted(server.arrivals)
-    # Without the pause the next request would have left 0.55 s after the 429; five threads were waiting.
+    # Without the pause the next request would have left 0.625 s after the 429; five threads were waiting.
     assert min(after) >= refused + 2.0
     assert busiest_second(sorted(after)) <= 2
 
@@ -212,15 +212,15 @@ def test_waiting_is_bounded_when_asked(recording_server) -> None:
 
 def test_one_token_then_one_per_interval() -> None:
     bucket = TokenBucket(4.0)
-    assert bucket.interval == pytest.approx(0.275)
+    assert bucket.interval == pytest.approx(0.3125)  # 1/4 s and the 25 % headroom
     started = time.monotonic()
     assert bucket.acquire()
     first = time.monotonic()
     assert bucket.acquire()
     second = time.monotonic()
     assert first - started < 0.1  # the first request does not wait
-    assert second - first >= 0.275
-    assert not bucket.acquire(timeout=0.05)  # the next token is 0.275 s away
+    assert second - first >= 0.3125
+    assert not bucket.acquire(timeout=0.05)  # the next token is 0.3125 s away
 
 
 @pytest.mark.parametrize("rate", [0, -1.0, math.nan, math.inf, True])
