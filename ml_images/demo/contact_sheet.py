@@ -107,8 +107,7 @@ def _image_line(i: StoredImage, *, short: bool = False) -> list[Figure]:
     removed = "bg removed" if short else "background removed"
     method = i.background_method or (removed if i.background_removed else "as shot")
     quality = f" · q {i.quality_score:.2f}" if i.quality_score is not None else ""
-    source = [Figure(i.source_label)] if i.source_label else []  # where the picture came from
-    return [Figure(f"{method}{quality}"), *source]
+    return [Figure(f"{method}{quality}")]
 
 
 def _tried_checks(s: ProductStatus) -> dict[str, Mapping[str, Any]]:
@@ -378,6 +377,9 @@ def render_png(statuses: Sequence[ProductStatus], *, title: str) -> Image.Image:
                 _text(d, (x, label_y), f"#{i.order} existing", (74, 79, 89), tiny)
                 continue
             _draw_lines(d, (x, label_y), [[Figure(f"#{i.order}"), *_image_line(i, short=True)]], micro, limit=1)
+            if i.source_label:  # where the picture came from, on a line of its own (a tile is narrow)
+                _text(d, (x, label_y + _LINE), i.source_label, (74, 79, 89), micro)
+                label_y += _LINE
             lines = check_lines(i.checks)
             verdict = lines[0][0]
             judged = i.checks is not None and bool(i.checks.get("cover"))

@@ -32,6 +32,7 @@ import hmac
 import io
 import json
 import re
+import sys
 import threading
 import time
 import unicodedata
@@ -75,6 +76,18 @@ class _Entry:
                 self.width, self.height = im.size
         except (OSError, ValueError):
             self.width, self.height = 0, 0  # not an image: served as-is (tests of the downloader's sniffing)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that drops its connection (the downloader closing a kept-alive socket) is not an error worth a
+    traceback in the demo's output; anything else is still printed."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FixtureSearchServer:
@@ -136,7 +149,7 @@ class FixtureSearchServer:
     def start(self) -> FixtureSearchServer:
         if self._server is not None:
             raise RuntimeError("server already started")
-        server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        server = _QuietServer((self._host, self._port), _handler_for(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="fixture-search-server", daemon=True)
