@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from benchmarks.harness import free_port, venv_script
 from benchmarks.results import append_results
 from benchmarks.selection_at_scale import DEFAULT_SERVER_URL, scratch_database, seed, vacuum_analyze
+from benchmarks.sensor_tick import tick_sensor
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_TICK_S = 5.0
@@ -107,32 +108,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _ticks(instance: Any, catalog_url: str, ticks: int) -> tuple[list[float], int]:
-    from dagster import SensorResult, build_sensor_context
-
-    from ml_images.dagster_defs.resources import CatalogDatabaseResource
-    from ml_images.dagster_defs.sensor_cursor import SensorCursor
-    from ml_images.dagster_defs.sensors import new_eligible_products_sensor
-
-    durations: list[float] = []
-    products = 0
-    cursor: str | None = None
-    catalog = CatalogDatabaseResource(database_url=catalog_url)
-    for _ in range(ticks):
-        context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": catalog})
-        start = time.perf_counter()
-        result = new_eligible_products_sensor(context)
-        durations.append(time.perf_counter() - start)
-        if not isinstance(result, SensorResult) or not result.run_requests:
-            raise RuntimeError(f"the sensor requested no runs on a catalog with pending products: {result!r}")
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        before = len(SensorCursor.parse(cursor).requested)
-        products = len(SensorCursor.parse(result.cursor).requested) - before
-        cursor = result.cursor
-    return durations, products
 
 
 def _launch(instance: Any, keys: tuple[str, str]) -> tuple[float, float]:
@@ -259,7 +234,8 @@ def run(products: int, partitions: int, server_url: str, ticks: int) -> ScaleRes
                 for begin in range(0, len(keys), _REGISTER_CHUNK):
                     instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, keys[begin : begin + _REGISTER_CHUNK])
                 register_s = time.perf_counter() - start
-                ticks_s, per_tick = _ticks(instance, catalog_url, ticks)
+                done = tick_sensor(instance, catalog_url, ticks)
+                ticks_s, per_tick = done.durations, done.products_per_tick
                 # Products 1 and 2 already have pictures (the seed gives pictures to ids ending in 00-04).
                 launch_s, run_s = _launch(instance, ("1", "2"))
                 prune_s = _prune_plan(instance, catalog_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from benchmarks.harness import Summary, summarize
 
@@ -24,9 +25,17 @@ class SensorTickResult:
     partitions_registered: int
 
 
-def time_sensor_ticks(database_url: str, *, ticks: int = 4) -> SensorTickResult:
-    """Evaluate the sensor ``ticks`` times in a row (cursor carried, partitions registered between ticks)."""
-    from dagster import DagsterInstance, SensorResult, build_sensor_context
+@dataclass(frozen=True)
+class Ticks:
+    durations: list[float]
+    products_per_tick: int  # of the last tick
+    runs_per_tick: int  # of the last tick
+
+
+def tick_sensor(instance: Any, database_url: str, ticks: int) -> Ticks:
+    """Evaluate the real sensor ``ticks`` times on ``instance`` (cursor carried; the partitions each tick asks for
+    registered before the next, as the daemon does)."""
+    from dagster import SensorResult, build_sensor_context
 
     from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
     from ml_images.dagster_defs.resources import CatalogDatabaseResource
@@ -37,34 +46,44 @@ def time_sensor_ticks(database_url: str, *, ticks: int = 4) -> SensorTickResult:
     durations: list[float] = []
     products = runs = 0
     cursor: str | None = None
+    catalog = CatalogDatabaseResource(database_url=database_url)
+    for _ in range(ticks):
+        context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": catalog})
+        t0 = time.perf_counter()
+        result = new_eligible_products_sensor(context)
+        durations.append(time.perf_counter() - t0)
+        if not isinstance(result, SensorResult) or not result.run_requests:
+            raise RuntimeError(f"the sensor requested no runs on a catalog with pending products: {result!r}")
+        runs = len(result.run_requests)
+        keys: list[str] = []
+        for request in result.dynamic_partitions_requests or []:
+            keys.extend(request.partition_keys)
+        if keys:
+            instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, keys)
+        before = len(SensorCursor.parse(cursor).requested)
+        cursor = result.cursor
+        products = len(SensorCursor.parse(cursor).requested) - before
+    return Ticks(durations, products, runs)
+
+
+def time_sensor_ticks(database_url: str, *, ticks: int = 4) -> SensorTickResult:
+    """Evaluate the sensor ``ticks`` times in a row on a fresh SQLite instance (see ``tick_sensor``)."""
+    from dagster import DagsterInstance
+
+    from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+
     with tempfile.TemporaryDirectory(prefix="bench_sensor_home_") as home:
         instance = DagsterInstance.from_config(home)
         try:
-            catalog = CatalogDatabaseResource(database_url=database_url)
-            for _ in range(ticks):
-                context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": catalog})
-                t0 = time.perf_counter()
-                result = new_eligible_products_sensor(context)
-                durations.append(time.perf_counter() - t0)
-                if not isinstance(result, SensorResult) or not result.run_requests:
-                    raise RuntimeError(f"the sensor requested no runs on a catalog with pending products: {result!r}")
-                runs = len(result.run_requests)
-                keys: list[str] = []
-                for request in result.dynamic_partitions_requests or []:
-                    keys.extend(request.partition_keys)
-                if keys:
-                    instance.add_dynamic_partitions(PRODUCTS_PARTITIONS_NAME, keys)
-                before = len(SensorCursor.parse(cursor).requested)
-                cursor = result.cursor
-                products = len(SensorCursor.parse(cursor).requested) - before
+            done = tick_sensor(instance, database_url, ticks)
             registered = len(instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME))
         finally:
             instance.dispose()
     return SensorTickResult(
-        first_tick_s=durations[0],
-        later_ticks=summarize(durations[1:]),
-        products_per_tick=products,
-        runs_per_tick=runs,
+        first_tick_s=done.durations[0],
+        later_ticks=summarize(done.durations[1:]),
+        products_per_tick=done.products_per_tick,
+        runs_per_tick=done.runs_per_tick,
         partitions_registered=registered,
     )
 

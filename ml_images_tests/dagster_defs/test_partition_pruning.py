@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,14 +18,10 @@ from ml_images_tests.pipeline.support import Catalog
 ASSET = AssetKey("product_images")
 
 
-@pytest.fixture
-def catalog(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Catalog]:
+@pytest.fixture(autouse=True)
+def _catalog_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``catalog`` (ml_images_tests/pipeline/fixtures.py) is on this database; the command reads it from here."""
     monkeypatch.setenv("ML_IMAGES_DATABASE_URL", database_url)
-    db = Catalog(database_url)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @pytest.fixture
