@@ -97,8 +97,12 @@ def test_product_images_pages_show_pictures_and_failed_products(
     [history] = [b for b in browser.elements("button") if "View all historical events" in b.text]
     history.click()
     browser.wait_for_text("Historical events for", "Observation")
-    [row] = [e for e in browser.elements("tr") if "Observation" in e.text]
-    row.click()
+    # The dialog's table renders after its title: wait for the observation's row itself.
+    observed = browser.wait(
+        lambda b: [e for e in b.elements("tr") if "Observation" in e.text], what="the observation's row"
+    )
+    assert len(observed) == 1
+    observed[0].click()
     browser.wait_for_text("SKU-NOTHING", "no_search_results", "Monitor Acme ZX8200 24 pulgadas")
     browser.shot(f"partition_{error}_observation")
 
