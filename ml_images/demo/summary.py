@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ml_images.demo.status import ProductStatus
+from ml_images.demo.status import ProductStatus, StoredImage
 
 RULE = "─" * 100
 
@@ -24,6 +24,17 @@ def refusal_counts(status: ProductStatus) -> str:
 def image_sources(status: ProductStatus) -> str:
     """``#0 distributor, #1 search brave #0``: where each stored picture came from."""
     return ", ".join(f"#{i.order} {i.source_label or 'unknown'}" for i in status.stored)
+
+
+def main_picture_note(main: StoredImage | None) -> str:
+    """`` (main picture: …)``: how its background was separated (the studio flood fill needs no model)."""
+    if main is None:
+        return ""
+    if main.background_method == "studio":
+        return " (main picture: studio shot, background separated without the model)"
+    if main.background_method:
+        return f" (main picture: background removed by {main.background_method})"
+    return " (main picture: background removed)" if main.background_removed else ""
 
 
 def processed_in_run(status: ProductStatus, run_started: datetime) -> bool:
@@ -58,7 +69,7 @@ def format_summary(
         for s in this_run:
             if s.attempt_outcome == "stored":
                 main = next((i for i in s.stored if i.order == 0), None)
-                bg = " (main picture: background removed)" if main is not None and main.background_removed else ""
+                bg = main_picture_note(main)
                 refused = refusal_counts(s)
                 lines.append(
                     f"  {s.product.code:<24} {_plural(len(s.stored), 'image')} stored{bg}"

@@ -568,12 +568,19 @@ class ProductImagePipeline:
                 abort.checkpoint()
                 return self._store_and_commit(product, claim, state, verdict)
             state.refusals.extend(verdict.refusals)
+            # Not reached at all (a transport fault): if the search has nothing either, the product is deferred
+            # like any unreachable one, not put in ERROR.
+            distributor_unreachable = not fetched.downloads and fetched.transport_only
             pool, fetched.downloads = [], []
             plan = plan_search(sources.mode, self._max_images, DistributorPhoto.REFUSED)
+        else:
+            distributor_unreachable = False
         state.search_plan = plan.reason
         if plan.search and state.query is not None:
             outcome = self._search_for(state, history)
             pool.extend(search_candidates(outcome.candidates, outcome.provider or self._search.provider_name))
+        if not pool and distributor_unreachable:
+            return self._unreachable(claim, state, history, work.reach)
         if not pool:
             return self._nothing_to_try(claim, state, plan.search)
         ranked = state.add_ranked(sources.ranker.rank(pool, profile))

@@ -233,3 +233,20 @@ def test_status_of_a_product_missing_from_the_catalog(session_factory: sessionma
     assert isinstance(status, ProductStatus)
     assert "not searched (not eligible)" in render_html([status], Path("."), title="t", generated_at=NOW)
     assert (status.product_id, status.eligible, status.ineligible_reason) == (None, False, "not in the catalog")
+
+
+def test_the_summary_says_how_the_main_pictures_background_was_separated(demo_db) -> None:
+    from dataclasses import replace
+
+    from ml_images.demo.summary import main_picture_note
+
+    statuses, _, _ = demo_db
+    main = next(i for s in statuses for i in s.stored if i.order == 0 and not i.pre_existing)
+    assert main_picture_note(replace(main, background_method="studio")) == (
+        " (main picture: studio shot, background separated without the model)"
+    )
+    assert main_picture_note(replace(main, background_method="u2netp")) == (
+        " (main picture: background removed by u2netp)"
+    )
+    assert main_picture_note(replace(main, background_method=None, background_removed=False)) == ""
+    assert main_picture_note(None) == ""

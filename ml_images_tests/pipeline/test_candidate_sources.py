@@ -166,6 +166,24 @@ def test_fallback_mode_broken_distributor_url_falls_back_to_search(
     assert (kept.search_plan, kept.search_calls) == ("distributor_photo_usable", 0)
 
 
+def test_fallback_mode_unreachable_distributor_and_no_search_results_is_deferred_not_error(
+    sqlite_catalog: Catalog, web: ImageWeb, remover, image_root
+):
+    pid = sqlite_catalog.add_product("FB402")
+    # Port 1 on this machine: nothing listens, the connection is refused (a transport fault, not the product's).
+    set_product(sqlite_catalog, pid, image_url="http://127.0.0.1:1/distributor/lg/fb402.jpg")
+    sources = CandidateSources(rewrites=SM_TO_LG, mode=SearchMode.FALLBACK)
+    pipeline = make_pipeline(sqlite_catalog, web, remover, root=image_root, sources=sources)
+
+    report = pipeline.process_product(pid, "run-1")
+
+    assert web.queries == ["Acme FB402 MONITOR"]  # the search was paid for, and found nothing
+    assert report.status is ProductStatus.DEFERRED, report.reason
+    assert report.reason_code == "candidates_unreachable"
+    assert sqlite_catalog.listing(pid) is None  # no ERROR for a fault that was not the product's
+    assert report.refusal_counts() == {"connect_error": 1}
+
+
 def test_ranking_puts_the_brand_domain_large_model_named_candidate_first(
     sqlite_catalog: Catalog, web: ImageWeb, remover, image_root, httpserver: HTTPServer
 ):
