@@ -218,8 +218,7 @@ def run(products: int, partitions: int, server_url: str, ticks: int) -> ScaleRes
             engine.dispose()
         (home / "dagster_home").mkdir()
         (home / "dagster_home" / "dagster.yaml").write_text(_instance_yaml(instance_url))
-        env = {
-            **os.environ,
+        overrides = {
             "DAGSTER_HOME": str(home / "dagster_home"),
             "ML_IMAGES_HOME": str(home / "ml_images_home"),
             "ML_IMAGES_DATABASE_URL": catalog_url,
@@ -227,7 +226,8 @@ def run(products: int, partitions: int, server_url: str, ticks: int) -> ScaleRes
             "BRAVE_SEARCH_API_KEY": "benchmark-unused",
             "ML_IMAGES_SEARCH_ENDPOINT": "http://127.0.0.1:9/",
         }
-        with _environment({k: env[k] for k in env if k not in os.environ or os.environ[k] != env[k]}):
+        env = {**os.environ, **overrides}  # the webserver's, a process of its own
+        with _environment(overrides):
             with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
                 keys = [str(i) for i in range(1, partitions + 1)]
                 start = time.perf_counter()

@@ -171,10 +171,6 @@ def collect_status(
             a.product_id: a
             for a in session.scalars(sa.select(ImageFetchAttempt).where(ImageFetchAttempt.id.in_(latest)))
         }
-        sources = {
-            d.product_image_id: source_label(d.source_kind, d.provider, d.provider_rank)
-            for d in session.scalars(sa.select(ImageDetail).where(ImageDetail.product_id.in_(ids)))
-        }
         listings = {
             li.product_master_id: li
             for li in session.scalars(
@@ -218,7 +214,9 @@ def collect_status(
                         source_name=_name_of(image.source_url),
                         created_at=image.created_at,
                         pre_existing=image.storage_key is None,
-                        source_label=sources.get(image.id),
+                        source_label=source_label(detail.source_kind, detail.provider, detail.provider_rank)
+                        if detail
+                        else None,
                         background_method=detail.background_method if detail else None,
                         quality_score=detail.quality_score if detail else None,
                         cover_compliant=detail.cover_compliant if detail else None,
