@@ -43,7 +43,7 @@ pytest: install model
 test: lint typecheck pytest
 
 demo: install model
-	$(PY) -m ml_images.demo
+	$(PY) -m demo
 
 dev: install model
 	@mkdir -p "$(DAGSTER_HOME)"

@@ -129,11 +129,11 @@ def sequential_original_flow(product_ids: Sequence[int], *, settings_env: dict[s
     ``settings_env`` is the same environment the real path gets (catalog URL, fixture search endpoint, S3).
     """
     from ml_images.catalog.db import create_catalog_engine, make_session_factory
+    from ml_images.catalog.product_reader import CatalogProducts
     from ml_images.catalog.recorder import ImageRecorder
     from ml_images.catalog.rules import parse_publication_rules
     from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
     from ml_images.download.safe_downloader import SafeDownloader
-    from ml_images.pipeline.catalog_products import CatalogProducts
     from ml_images.pipeline.product_pipeline import ProductImagePipeline
     from ml_images.pipeline.reports import ProductStatus
     from ml_images.processing.background import BackgroundRemover, available_cpus

@@ -348,7 +348,7 @@ def pipeline_environment(
 @contextmanager
 def fixture_search(products: Sequence[BenchProduct], config: EndToEndConfig) -> Iterator[str]:
     """The fixture search server for these products; yields its Brave-format search endpoint."""
-    from ml_images.demo.fixture_server import FixtureSearchServer
+    from demo.fixture_server import FixtureSearchServer
 
     catalog = {p.query_terms: list(p.photos) for p in products}
     with FixtureSearchServer(

@@ -113,8 +113,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def _launch(instance: Any, keys: tuple[str, str]) -> tuple[float, float]:
     from dagster import DagsterEventType
 
-    from ml_images.dagster_defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from ml_images.definitions import defs
+    from ml_images.orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     job = defs.resolve_job_def("product_images_job")
     start = time.time()
@@ -185,7 +185,7 @@ def _ui(env: dict[str, str], home: Path) -> tuple[float, float, int]:
 def _prune_plan(instance: Any, catalog_url: str) -> float:
     from ml_images.catalog.db import create_catalog_engine, make_session_factory
     from ml_images.catalog.done_products import DoneProductFinder
-    from ml_images.dagster_defs.partition_pruning import PartitionPruner
+    from ml_images.orchestration.partition_pruning import PartitionPruner
 
     engine = create_catalog_engine(catalog_url)
     try:
@@ -201,7 +201,7 @@ def run(products: int, partitions: int, server_url: str, ticks: int) -> ScaleRes
     from dagster import DagsterInstance
 
     from ml_images.catalog.db import create_catalog_engine, upgrade_schema
-    from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+    from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
 
     with (
         scratch_database(server_url) as catalog_url,

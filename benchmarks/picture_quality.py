@@ -1,6 +1,6 @@
 """Picture quality (issue 14): cut-outs against ground truth, the cover gate on labelled covers, and its cost.
 
-The labelled set is generated (``ml_images.demo.labelled_pictures``): the demo's 3D renders with their true
+The labelled set is generated (``demo.labelled_pictures``): the demo's 3D renders with their true
 object mask — on the demo's sets (brick, loft, workshop, grey studio sweep) and pasted on a digitally white
 backdrop — and scikit-image photographs cut along a known outline, composited on white or on textured photographs.
 Bad covers are derived from good ones (text banner, diagonal watermark, badge, truncated object, two products);
@@ -37,7 +37,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from benchmarks.processing_costs import Samples, _sample
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.download.results import DownloadedImage
 from ml_images.processing.background import BackgroundRemover, get_shared_remover
 from ml_images.processing.cover_gate import CoverGate, CutoutView

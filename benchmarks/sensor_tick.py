@@ -37,9 +37,9 @@ def tick_sensor(instance: Any, database_url: str, ticks: int) -> Ticks:
     registered before the next, as the daemon does)."""
     from dagster import SensorResult, build_sensor_context
 
-    from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
-    from ml_images.dagster_defs.resources import CatalogDatabaseResource
-    from ml_images.dagster_defs.sensors import SensorCursor, new_eligible_products_sensor
+    from ml_images.defs.resources import CatalogDatabaseResource
+    from ml_images.defs.sensors.new_products import SensorCursor, new_eligible_products_sensor
+    from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
 
     if ticks < 2:
         raise ValueError("need at least 2 ticks: the first is cold")
@@ -70,7 +70,7 @@ def time_sensor_ticks(database_url: str, *, ticks: int = 4) -> SensorTickResult:
     """Evaluate the sensor ``ticks`` times in a row on a fresh SQLite instance (see ``tick_sensor``)."""
     from dagster import DagsterInstance
 
-    from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+    from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
 
     with tempfile.TemporaryDirectory(prefix="bench_sensor_home_") as home:
         instance = DagsterInstance.from_config(home)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from ml_images.dagster_defs.assets.coverage import image_coverage
-from ml_images.dagster_defs.assets.images import product_images
-from ml_images.dagster_defs.assets.selection import eligible_products, pending_image_products
-from ml_images.dagster_defs.checks import stored_images_are_valid
-from ml_images.dagster_defs.coverage_sensor import image_coverage_job, image_coverage_sensor
-from ml_images.dagster_defs.execution import ExecutionSettings, build_executor, refuse_unshared_store
-from ml_images.dagster_defs.jobs import fetch_ml_images, product_images_job
-from ml_images.dagster_defs.resources import default_resources
-from ml_images.dagster_defs.sensors import new_eligible_products_sensor
+from ml_images.defs.assets.coverage import image_coverage
+from ml_images.defs.assets.images import product_images
+from ml_images.defs.assets.selection import eligible_products, pending_image_products
+from ml_images.defs.checks import stored_images_are_valid
+from ml_images.defs.executor import ExecutionSettings, build_executor, refuse_unshared_store
+from ml_images.defs.jobs import fetch_ml_images, product_images_job
+from ml_images.defs.resources import default_resources
+from ml_images.defs.sensors.coverage import image_coverage_job, image_coverage_sensor
+from ml_images.defs.sensors.new_products import new_eligible_products_sensor
 from ml_images.settings import Settings
 
 _execution = ExecutionSettings.from_env()

@@ -1,7 +1,7 @@
 """Configuration read from the environment (names fixed in DESIGN.md; documented in the README).
 
 ``Settings.from_env()`` is the one place that turns environment variables into typed values. Dagster
-resources receive the same variables through ``EnvVar`` (see ``ml_images.dagster_defs.resources``) and
+resources receive the same variables through ``EnvVar`` (see ``ml_images.defs.resources``) and
 fall back to these defaults when a variable is unset, so the CLI and the UI behave identically.
 """
 

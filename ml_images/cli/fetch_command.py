@@ -168,9 +168,9 @@ class FetchCommand:
         out: Callable[[str], None] = print,
         progress_bar: bool = False,
     ) -> None:
-        from ml_images.dagster_defs.resources import CatalogDatabaseResource
-        from ml_images.dagster_defs.run_holders import holder_tags
         from ml_images.definitions import defs
+        from ml_images.defs.resources import CatalogDatabaseResource
+        from ml_images.orchestration.run_holders import holder_tags
 
         self.instance = instance
         self.batch_size = batch_size
@@ -219,8 +219,8 @@ class FetchCommand:
 
     def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
         from ml_images.cli.progress import ProductProgress
-        from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
-        from ml_images.dagster_defs.progress import listening
+        from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
+        from ml_images.orchestration.progress import listening
 
         summary = FetchSummary(total=len(keys))
         batches = plan_batches(keys, self.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME), self.batch_size)
@@ -302,7 +302,7 @@ class FetchCommand:
     def preflight(self, *, dry_run: bool) -> None:
         """Configuration errors (schema, search credentials, model) before any run is recorded: the runs would
         all fail on them. Raises ``ConfigurationError`` (the dispatcher prints it and exits 2)."""
-        from ml_images.dagster_defs.resources import BackgroundRemoverResource
+        from ml_images.defs.resources import BackgroundRemoverResource
         from ml_images.search.factory import build_search_service
 
         self.catalog.check_schema()
@@ -313,7 +313,7 @@ class FetchCommand:
 
     def fail_dead_runs(self) -> None:
         """Runs of ``ml-images fetch`` processes that died are marked failed (they would count as active)."""
-        from ml_images.dagster_defs.run_holders import fail_dead_runs
+        from ml_images.orchestration.run_holders import fail_dead_runs
 
         dead = fail_dead_runs(self.instance)
         if dead:
@@ -323,7 +323,7 @@ class FetchCommand:
         self.preflight(dry_run=dry_run)
         if not self.run_selection(dry_run=dry_run, limit=limit):
             return 1
-        from ml_images.dagster_defs.services import build_selection
+        from ml_images.orchestration.services import build_selection
 
         services = build_selection(self.catalog)
         selected = services.select_ids(limit=limit)
@@ -338,9 +338,9 @@ class FetchCommand:
         return self._finish(self.run_batches([str(pid) for pid in selected], force=False))
 
     def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
-        from ml_images.dagster_defs.partitions import register_products
-        from ml_images.dagster_defs.services import build_selection
-        from ml_images.pipeline.catalog_products import CatalogProducts
+        from ml_images.catalog.product_reader import CatalogProducts
+        from ml_images.orchestration.partitions import register_products
+        from ml_images.orchestration.services import build_selection
 
         self.preflight(dry_run=dry_run)
         found = CatalogProducts(self.catalog.session_factory()).load(ids)
@@ -416,7 +416,7 @@ def _counts_text(statuses: dict[str, str]) -> str:
 def _failed_on_outcomes(result: Any, statuses: dict[str, str]) -> bool:
     """Whether a failed run failed only to mark its products without pictures: its step raised the "no pictures"
     failure (nothing stopped the batch) and every product's recorded outcome is its own."""
-    from ml_images.dagster_defs.config import NO_PICTURES_KEY
+    from ml_images.orchestration.config import NO_PICTURES_KEY
 
     failures = _step_failures(result)
     marked = bool(failures) and all(

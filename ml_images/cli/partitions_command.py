@@ -10,7 +10,7 @@ from ml_images.catalog.db import create_catalog_engine, ensure_schema_current, m
 from ml_images.catalog.done_products import DoneProductFinder
 from ml_images.catalog.models import utcnow
 from ml_images.cli.fetch_command import prepare_dagster_home
-from ml_images.dagster_defs.partition_pruning import PartitionPruner
+from ml_images.orchestration.partition_pruning import PartitionPruner
 from ml_images.settings import Settings
 
 DEFAULT_AGE_DAYS = 30.0

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import ml_images.dagster_defs.celery_worker as worker_config
-from ml_images.dagster_defs.execution import (
+import ml_images.orchestration.celery_worker as worker_config
+from ml_images.defs.executor import (
     BROKER_ENV,
     CELERY_QUEUE,
     EXECUTOR_ENV,

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ml_images.catalog.models import AttemptOutcome, ProductMaster
+from ml_images.catalog.product_reader import CatalogProducts
 from ml_images.catalog.recorder import (
     MAX_STORED_CANDIDATES,
     AttemptStats,
@@ -67,7 +68,6 @@ from ml_images.errors import (
     TransientError,
 )
 from ml_images.pipeline.candidate_sources import CandidateSources, Provenance
-from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.heartbeat import DEFAULT_HEARTBEAT_SECONDS, ClaimHeartbeat
 from ml_images.pipeline.refusal_tally import RefusalTally
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus, StoredImage, describe_counts

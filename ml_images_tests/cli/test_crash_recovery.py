@@ -19,7 +19,7 @@ from dagster import DagsterRunStatus
 
 from ml_images.catalog.models import ImageFetchAttempt
 from ml_images.catalog.recorder import ImageRecorder
-from ml_images.dagster_defs.jobs import PRODUCT_IMAGES_JOB
+from ml_images.defs.jobs import PRODUCT_IMAGES_JOB
 from ml_images_tests.cli.fetch_support import RunningFetch, fetch, instance_at
 from ml_images_tests.pipeline.builders import pending_ids
 from ml_images_tests.pipeline.support import Catalog, ImageWeb

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from dagster import DagsterRunStatus
 
 from ml_images.catalog.models import Base, ListingStatus
-from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME
+from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
 from ml_images_tests.cli.fetch_support import fetch, fetch_on_terminal, instance_at
 from ml_images_tests.pipeline.network_faults import closed_port, resetting_server
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
+from demo.sample_catalog import all_photos
 from ml_images.catalog.db import create_catalog_engine, make_session_factory, upgrade_schema
-from ml_images.demo.sample_catalog import all_photos
 
 
 @pytest.fixture

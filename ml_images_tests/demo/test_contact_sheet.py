@@ -14,6 +14,14 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
+from demo import sample_catalog as sc
+from demo.contact_sheet import render_html, render_png, write_contact_sheet
+from demo.photos import MANIFEST, PhotoSpec, write_photos
+from demo.product_models import ProductKind, ProductLook
+from demo.runner import write_jsonl
+from demo.scenes import Scene, Shot
+from demo.status import ProductStatus, collect_status
+from demo.summary import format_summary
 from ml_images.catalog.loader import CatalogLoader
 from ml_images.catalog.models import (
     AttemptOutcome,
@@ -26,14 +34,6 @@ from ml_images.catalog.models import (
 )
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import MercadoLibreFilter
-from ml_images.demo import sample_catalog as sc
-from ml_images.demo.contact_sheet import render_html, render_png, write_contact_sheet
-from ml_images.demo.photos import MANIFEST, PhotoSpec, write_photos
-from ml_images.demo.product_models import ProductKind, ProductLook
-from ml_images.demo.runner import write_jsonl
-from ml_images.demo.scenes import Scene, Shot
-from ml_images.demo.status import ProductStatus, collect_status
-from ml_images.demo.summary import format_summary
 from ml_images.processing.results import CheckFailure, CoverChecks, MaskFigures, TextFigures
 from ml_images.refusals import Refusal
 
@@ -238,7 +238,7 @@ def test_status_of_a_product_missing_from_the_catalog(session_factory: sessionma
 def test_the_summary_says_how_the_main_pictures_background_was_separated(demo_db) -> None:
     from dataclasses import replace
 
-    from ml_images.demo.summary import main_picture_note
+    from demo.summary import main_picture_note
 
     statuses, _, _ = demo_db
     main = next(i for s in statuses for i in s.stored if i.order == 0 and not i.pre_existing)

@@ -11,19 +11,19 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from demo import sample_catalog as sc
+from demo.contact_sheet import write_contact_sheet
+from demo.fixture_server import THUMBNAIL_SIDE, FixtureSearchServer
+from demo.runner import DEMO_API_KEY, write_jsonl
+from demo.status import collect_status
+from demo.summary import format_summary
 from ml_images.catalog.loader import CatalogLoader
+from ml_images.catalog.product_reader import CatalogProducts
 from ml_images.catalog.recorder import ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
-from ml_images.demo import sample_catalog as sc
-from ml_images.demo.contact_sheet import write_contact_sheet
-from ml_images.demo.fixture_server import THUMBNAIL_SIDE, FixtureSearchServer
-from ml_images.demo.runner import DEMO_API_KEY, write_jsonl
-from ml_images.demo.status import collect_status
-from ml_images.demo.summary import format_summary
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.pipeline.candidate_sources import CandidateSources
-from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import ProductImagePipeline
 from ml_images.processing.background import get_shared_remover
 from ml_images.processing.processor import ImageProcessorService

@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
-from ml_images.demo.fixture_server import SEARCH_PATH, FixtureSearchServer, words
+from demo.fixture_server import SEARCH_PATH, FixtureSearchServer, words
 
 TIMEOUT = 5
 KEY = "k-123"

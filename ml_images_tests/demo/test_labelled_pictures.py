@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ml_images.demo import labelled_pictures as lp
-from ml_images.demo.scenes import Scene, Shot, render_shot, render_shot_with_mask
+from demo import labelled_pictures as lp
+from demo.scenes import Scene, Shot, render_shot, render_shot_with_mask
 
 
 def test_the_renderer_emits_the_true_object_mask_beside_the_photo() -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml_images.demo.photos import MANIFEST, PhotoSpec, encode, render, write_photos
-from ml_images.demo.product_models import ProductKind, ProductLook
-from ml_images.demo.sample_catalog import PRODUCTS, all_photos
-from ml_images.demo.scenes import Scene, Shot, render_shot
+from demo.photos import MANIFEST, PhotoSpec, encode, render, write_photos
+from demo.product_models import ProductKind, ProductLook
+from demo.sample_catalog import PRODUCTS, all_photos
+from demo.scenes import Scene, Shot, render_shot
 from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD, edge_luminance
 
 NOTEBOOK = ProductLook(ProductKind.NOTEBOOK, "lenovo", body=(72, 74, 80), wallpaper="astronaut")

@@ -10,11 +10,11 @@ from urllib.request import url2pathname
 import pytest
 import sqlalchemy as sa
 
+from demo import sample_catalog as sc
+from demo.fixture_server import FixtureSearchServer
+from demo.runner import DEMO_API_KEY, PINNED_AWAY, _cli, prepare_environment, search_environment, seed_catalog
 from ml_images.catalog.db import create_catalog_engine, make_session_factory
 from ml_images.catalog.models import ProductImage, ProductMaster
-from ml_images.demo import sample_catalog as sc
-from ml_images.demo.fixture_server import FixtureSearchServer
-from ml_images.demo.runner import DEMO_API_KEY, PINNED_AWAY, _cli, prepare_environment, search_environment, seed_catalog
 from ml_images.settings import Settings
 
 

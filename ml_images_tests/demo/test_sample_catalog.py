@@ -10,14 +10,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from demo import sample_catalog as sc
+from demo.fixture_server import FixtureSearchServer
+from demo.runner import write_jsonl
+from demo.status import explain_ineligibility
 from ml_images.catalog.loader import CatalogLoader
 from ml_images.catalog.models import ProductMaster
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES, normalize_category
 from ml_images.catalog.selection import MercadoLibreFilter
-from ml_images.demo import sample_catalog as sc
-from ml_images.demo.fixture_server import FixtureSearchServer
-from ml_images.demo.runner import write_jsonl
-from ml_images.demo.status import explain_ineligibility
 from ml_images.search.query import QueryConstructor
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ListingStatus, MercadoLibreListing
-from ml_images.dagster_defs.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
+from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
 from ml_images_tests.conftest import postgres_required
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, running_web, web_environment
 

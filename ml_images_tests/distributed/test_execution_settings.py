@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance, in_process_executor
 
 from ml_images.cli.worker_command import check_worker_configuration, worker_argv, worker_environment
-from ml_images.dagster_defs.execution import (
+from ml_images.defs.executor import (
     CELERY_APP_SETTINGS,
     ExecutionSettings,
     build_executor,

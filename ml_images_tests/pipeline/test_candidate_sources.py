@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from ml_images.catalog.models import ImageDetail, ProductMaster
-from ml_images.dagster_defs.metadata import product_metadata
+from ml_images.orchestration.metadata import product_metadata
 from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.product_pipeline import BatchConcurrency
 from ml_images.pipeline.reports import ProductStatus

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from demo import labelled_pictures as lp
 from ml_images.catalog.models import AttemptOutcome, ImageDetail, ListingStatus
 from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX
-from ml_images.dagster_defs.metadata import product_metadata
-from ml_images.demo import labelled_pictures as lp
+from ml_images.orchestration.metadata import product_metadata
 from ml_images.pipeline.reports import ProductStatus
 from ml_images.processing.processor import ImageProcessorService
 from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
@@ -32,7 +32,7 @@ def jpeg(image: Image.Image) -> bytes:
 
 @pytest.fixture(scope="module")
 def pictures() -> dict[str, bytes]:
-    """Generated candidates with a known verdict (``ml_images.demo.labelled_pictures``)."""
+    """Generated candidates with a known verdict (``demo.labelled_pictures``)."""
     cup_wood = lp.photo_on("cup", "wood", seed=2)
     return {
         "good_wood": jpeg(cup_wood.image),  # the model's cut-out passes

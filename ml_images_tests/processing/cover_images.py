@@ -1,6 +1,6 @@
 """Generated cover candidates for the cover tests: products with known masks, and removers that fail like u2netp.
 
-The pictures come from the project's labelled set (``ml_images.demo.labelled_pictures``: scikit-image photographs
+The pictures come from the project's labelled set (``demo.labelled_pictures``: scikit-image photographs
 cut along a known outline, the demo's 3D renders) plus a printed box whose text the OCR must read. The removers
 wrap the real rembg session and damage its output the way the issue describes (haze, a ghost of a lost part).
 """
@@ -12,8 +12,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ml_images.demo import labelled_pictures as lp
-from ml_images.demo.textures import font
+from demo import labelled_pictures as lp
+from demo.textures import font
 from ml_images.download.results import DownloadedImage
 from ml_images.processing.background import BackgroundRemover
 from ml_images.search.candidates import ImageCandidate

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.product_match import ProductIdentity
 from ml_images_tests.processing.cover_images import CountingRemover, as_download, printed_box

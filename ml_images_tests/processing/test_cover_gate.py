@@ -1,6 +1,6 @@
 """The cover gate, one rule at a time, on generated covers: the real rembg model, the real OCR.
 
-Each bad cover is a good picture with what sellers add or get wrong (``ml_images.demo.labelled_pictures``): a text
+Each bad cover is a good picture with what sellers add or get wrong (``demo.labelled_pictures``): a text
 banner, a diagonal watermark, a badge, the object cut off by the frame, two objects, a haze left by the cut-out.
 Text that belongs to the product (the all-in-one's ``lenovo``, a printed box) must not cost a good cover.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.processing.cover_gate import CoverGate, CoverRules, CutoutView
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.product_match import ProductIdentity
@@ -145,7 +145,7 @@ def test_text_share_and_repetition_rules_on_measured_lines():
     gate = CoverGate(CoverRules(), get_shared_text_detector())
     from PIL import Image, ImageDraw
 
-    from ml_images.demo.textures import font
+    from demo.textures import font
 
     canvas = Image.new("RGB", (384, 384), (255, 255, 255))
     d = ImageDraw.Draw(canvas)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.processing.left_out import left_out_share
 from ml_images.processing.processor import ImageProcessorService
 from ml_images_tests.processing.cover_images import WrappedRemover, as_download

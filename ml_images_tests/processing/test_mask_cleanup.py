@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.processing.cutout import place_mask
 from ml_images.processing.mask_cleanup import MaskCleanup, clean_mask
 from ml_images.processing.processor import ImageProcessorService

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from ml_images.demo import labelled_pictures as lp
+from demo import labelled_pictures as lp
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.studio_cutout import detect_backdrop, studio_alpha
 from ml_images_tests.processing.cover_images import CountingRemover, as_download

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from ml_images.demo.textures import font
+from demo.textures import font
 from ml_images.processing.product_match import normalise
 from ml_images.processing.text_detection import TextDetector, TextLine, get_shared_text_detector
 from ml_images_tests.processing.images import product_photo

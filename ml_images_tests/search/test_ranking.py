@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
+from demo.sample_catalog import PRODUCTS
 from ml_images.catalog.models import ProductMaster
-from ml_images.demo.sample_catalog import PRODUCTS
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.distributor import SourceKind, distributor_candidate, search_candidates

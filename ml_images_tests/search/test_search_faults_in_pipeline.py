@@ -20,11 +20,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ml_images.catalog.models import ListingStatus, SearchCacheEntry
+from ml_images.catalog.product_reader import CatalogProducts
 from ml_images.catalog.recorder import ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
-from ml_images.pipeline.catalog_products import CatalogProducts
 from ml_images.pipeline.product_pipeline import ProductImagePipeline
 from ml_images.pipeline.reports import ProductStatus
 from ml_images.processing.background import BackgroundRemover

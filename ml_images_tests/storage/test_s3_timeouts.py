@@ -8,7 +8,7 @@ import time
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from ml_images.dagster_defs.resources import ImageStoreResource, default_resources, image_store_s3_resource
+from ml_images.defs.resources import ImageStoreResource, default_resources, image_store_s3_resource
 from ml_images.errors import ConfigurationError, StorageUnavailableError
 from ml_images.settings import Settings
 from ml_images.storage.factory import S3_MAX_ATTEMPTS, build_image_store, build_s3_client

@@ -1,4 +1,0 @@
-"""The offline demo: sample catalog, generated product photos, a fixture search server, contact sheet.
-
-``python -m ml_images.demo`` (``make demo``) runs the whole pipeline end to end on the embedded default.
-"""
