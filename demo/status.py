@@ -23,8 +23,8 @@ from demo.sample_catalog import DemoProduct
 from ml_images.catalog.models import ImageDetail, ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
 from ml_images.catalog.rules import normalize_category
 from ml_images.catalog.selection import MercadoLibreFilter
+from ml_images.outcomes import Refusal
 from ml_images.pipeline.reports import source_label
-from ml_images.refusals import Refusal
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ class TransientError(MlImagesError):
     """Infrastructure is unavailable now; retrying later may succeed. Never marks a product ERROR."""
 
 
+class ClaimLostError(TransientError):
+    """The claim's attempt was finished by someone else (stale-claim takeover); nothing was written."""
+
+
 class SearchUnavailableError(TransientError):
     """The search provider kept failing (429/5xx/timeouts) after the bounded retries."""
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import aliased
 
 from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.models import (
-    AttemptOutcome,
     ImageFetchAttempt,
     ListingStatus,
     MercadoLibreListing,
@@ -20,6 +19,7 @@ from ml_images.catalog.models import (
     ProductMaster,
 )
 from ml_images.catalog.selection import ImageCandidateSelector
+from ml_images.outcomes import ProductStatus
 
 #: Products listed in the "needs attention" table (the counts cover them all).
 ATTENTION_ROWS = 50
@@ -103,7 +103,7 @@ class CoverageReporter:
         needs_attention = [
             eligible,
             no_images,
-            latest.c.outcome.in_([AttemptOutcome.NO_IMAGES.value, AttemptOutcome.FAILED.value]),
+            latest.c.outcome.in_([ProductStatus.NO_IMAGES.value, ProductStatus.FAILED.value]),
         ]
         attention = (
             sa.select(

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.db import translate_connection_errors
-from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ProductImage, ProductMaster
+from ml_images.catalog.models import ImageFetchAttempt, ProductImage, ProductMaster
+from ml_images.outcomes import ProductStatus
 
 _CHUNK = 500  # ids per IN (...) list: below SQLite's bound-parameter limit
 
@@ -58,7 +59,7 @@ class DoneProductFinder:
                         sa.select(ImageFetchAttempt.product_id, sa.func.max(ImageFetchAttempt.finished_at))
                         .where(
                             ImageFetchAttempt.product_id.in_(list(newest_picture)),
-                            ImageFetchAttempt.outcome == AttemptOutcome.STORED.value,
+                            ImageFetchAttempt.outcome == ProductStatus.STORED.value,
                         )
                         .group_by(ImageFetchAttempt.product_id)
                     ).all()

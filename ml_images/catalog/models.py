@@ -15,6 +15,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ml_images.outcomes import ProductStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -64,14 +66,6 @@ class ListingStatus(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     ERROR = "ERROR"
-
-
-class AttemptOutcome(enum.StrEnum):
-    RUNNING = "running"  # claimed; finished_at is NULL while it runs
-    STORED = "stored"  # images stored and rows written
-    NO_IMAGES = "no_images"  # nothing usable found; listing set to ERROR; cooldown applies
-    SKIPPED = "skipped"  # no longer needed images (already had some, no longer eligible)
-    FAILED = "failed"  # transient (infrastructure fault, candidates unreachable, interrupted); stays pending
 
 
 class ProductMaster(Base):
@@ -207,7 +201,7 @@ class ImageFetchAttempt(Base):
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    outcome: Mapped[str] = mapped_column(sa.String(16), default=AttemptOutcome.RUNNING.value, nullable=False)
+    outcome: Mapped[str] = mapped_column(sa.String(16), default=ProductStatus.RUNNING.value, nullable=False)
     reason_code: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     refusals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)

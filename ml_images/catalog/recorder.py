@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.holder import Liveness, ProcessHolder, current_holder, liveness_of
 from ml_images.catalog.models import (
-    AttemptOutcome,
     ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
@@ -36,13 +35,10 @@ from ml_images.catalog.models import (
     ProductMaster,
     utcnow,
 )
-from ml_images.errors import TransientError
-from ml_images.refusals import Refusal
+from ml_images.errors import ClaimLostError
+from ml_images.outcomes import AttemptStats, ProductStatus, ReasonCode, Refusal
 
 IMAGE_ERROR_PREFIX = "images: "
-STALE_CLAIM = "stale_claim"
-HOLDER_DIED = "holder_died"
-RETRIED_IN_SAME_RUN = "retried_in_same_run"
 #: At most this many refusals are stored per attempt (a sample); ``refusal_counts`` counts all of them.
 MAX_STORED_REFUSALS = 50
 DEFAULT_LEASE_SECONDS = 60.0
@@ -91,28 +87,6 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
-class AttemptStats:
-    """What an attempt cost and saw, recorded on its ``image_fetch_attempt`` row whatever its outcome.
-
-    ``refusal_counts`` counts every refusal by reason; when None it is counted from ``refusals`` (which is the
-    bounded sample that is stored). ``candidates`` are the ranked candidates with their score parts (at most
-    ``MAX_STORED_CANDIDATES`` kept); ``cover_report`` says which candidates were tried as the cover and why they
-    failed.
-    """
-
-    search_calls: int = 0
-    candidates_found: int = 0
-    refusals: Sequence[Refusal] = ()
-    refusal_counts: Mapping[str, int] | None = None
-    provider: str | None = None
-    search_calls_by_provider: Mapping[str, int] = field(default_factory=dict)
-    search_cache_hits: int = 0
-    downloads: int = 0
-    candidates: Sequence[Mapping[str, Any]] = ()
-    cover_report: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
 class PastAttempt:
     """A finished attempt of a product, as the pipeline reads its history."""
 
@@ -121,10 +95,6 @@ class PastAttempt:
     outcome: str
     reason_code: str | None
     search_calls: int
-
-
-class ClaimLostError(TransientError):
-    """The claim's attempt was finished by someone else (stale-claim takeover); nothing was written."""
 
 
 def stored_refusals(refusals: Sequence[Refusal]) -> list[dict[str, Any]]:
@@ -194,8 +164,8 @@ class ImageRecorder:
                         )
                         .values(
                             finished_at=now,
-                            outcome=AttemptOutcome.FAILED.value,
-                            reason_code=STALE_CLAIM,
+                            outcome=ProductStatus.FAILED.value,
+                            reason_code=ReasonCode.STALE_CLAIM,
                             reason=f"no heartbeat for more than {self.lease_seconds:g} s; taken over",
                         )
                     )
@@ -208,8 +178,8 @@ class ImageRecorder:
                             .where(*unfinished, ImageFetchAttempt.run_id == run_id)
                             .values(
                                 finished_at=now,
-                                outcome=AttemptOutcome.FAILED.value,
-                                reason_code=RETRIED_IN_SAME_RUN,
+                                outcome=ProductStatus.FAILED.value,
+                                reason_code=ReasonCode.RETRIED_IN_SAME_RUN,
                                 reason="left unfinished by an earlier try of the same run; taken over by its retry",
                             )
                         )
@@ -219,7 +189,7 @@ class ImageRecorder:
                         run_id=run_id,
                         started_at=now,
                         heartbeat_at=now,
-                        outcome=AttemptOutcome.RUNNING.value,
+                        outcome=ProductStatus.RUNNING.value,
                         holder_host=holder.host,
                         holder_node=holder.node,
                         holder_pid=holder.pid,
@@ -253,8 +223,8 @@ class ImageRecorder:
             .where(ImageFetchAttempt.id == row.id, ImageFetchAttempt.finished_at.is_(None))
             .values(
                 finished_at=now,
-                outcome=AttemptOutcome.FAILED.value,
-                reason_code=HOLDER_DIED,
+                outcome=ProductStatus.FAILED.value,
+                reason_code=ReasonCode.HOLDER_DIED,
                 reason=f"its process (pid {row.holder_pid} on {row.holder_host}) is no longer running; taken over",
             )
             .execution_options(synchronize_session=False)
@@ -286,7 +256,7 @@ class ImageRecorder:
         self,
         session: Session,
         claim: Claim,
-        outcome: AttemptOutcome,
+        outcome: ProductStatus,
         *,
         reason_code: str | None = None,
         reason: str | None = None,
@@ -416,7 +386,7 @@ class ImageRecorder:
             self._finish(
                 session,
                 claim,
-                AttemptOutcome.STORED,
+                ProductStatus.STORED,
                 reason_code=reason_code,
                 reason=reason,
                 stats=stats,
@@ -483,7 +453,7 @@ class ImageRecorder:
             self._finish(
                 session,
                 claim,
-                AttemptOutcome.NO_IMAGES,
+                ProductStatus.NO_IMAGES,
                 reason_code=reason_code,
                 reason=reason,
                 stats=stats,
@@ -501,7 +471,7 @@ class ImageRecorder:
     def record_skipped(self, claim: Claim, reason_code: str, reason: str) -> None:
         """The product no longer needs images (it has some, or is no longer eligible); nothing else changes."""
         with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
-            self._finish(session, claim, AttemptOutcome.SKIPPED, reason_code=reason_code, reason=reason)
+            self._finish(session, claim, ProductStatus.SKIPPED, reason_code=reason_code, reason=reason)
 
     def record_failed(
         self,
@@ -516,7 +486,7 @@ class ImageRecorder:
             self._finish(
                 session,
                 claim,
-                AttemptOutcome.FAILED,
+                ProductStatus.FAILED,
                 reason_code=reason_code,
                 reason=reason,
                 stats=stats,

@@ -18,16 +18,13 @@ from sqlalchemy.orm import QueryableAttribute, Session, aliased, joinedload, sel
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ml_images.catalog.db import translate_connection_errors
-from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ProductImage, ProductMaster, utcnow
+from ml_images.catalog.models import ImageFetchAttempt, ProductImage, ProductMaster, utcnow
 from ml_images.catalog.rules import PublicationRules
+from ml_images.outcomes import ProductStatus, ReasonCode
 
 # Up to this many ids are sent as plain bound parameters; beyond it one array/JSON parameter is used
 # (SQLite refuses statements with more than 32766 parameters).
 _INLINE_ID_LIMIT = 500
-
-NOT_FOUND = "not_found"
-NOT_ELIGIBLE = "not_eligible"
-HAS_IMAGES = "has_images"
 
 
 def _engine(session_factory: sessionmaker[Session]) -> sa.Engine:
@@ -177,7 +174,7 @@ class ImageCandidateSelector:
             sa.exists()
             .where(
                 attempt.product_id == ProductMaster.id,
-                attempt.outcome == AttemptOutcome.NO_IMAGES.value,
+                attempt.outcome == ProductStatus.NO_IMAGES.value,
                 attempt.finished_at >= cutoff,
             )
             .where(~sa.exists().where(later.product_id == attempt.product_id, later.id > attempt.id))
@@ -328,12 +325,12 @@ class ImageCandidateSelector:
         with translate_connection_errors(self._url), self.session_factory() as session:
             product = session.get(ProductMaster, product_id)
             if product is None:
-                return False, NOT_FOUND
+                return False, ReasonCode.NOT_FOUND
             if not self.product_filter.is_eligible(product):
-                return False, NOT_ELIGIBLE
+                return False, ReasonCode.NOT_ELIGIBLE
             has_images = session.scalar(sa.select(sa.exists().where(ProductImage.product_id == product_id)))
             if has_images:
-                return False, HAS_IMAGES
+                return False, ReasonCode.HAS_IMAGES
             return True, None
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml_images.outcomes import ReasonCode
 from ml_images.settings import Settings, default_database_url, ensure_writable_folder
 
 DEFAULT_BATCH_SIZE = 25
@@ -288,7 +289,7 @@ class FetchCommand:
             for key in missing:
                 attempt = attempts.get(int(key))
                 if attempt is not None and attempt.run_id == result.run_id and attempt.outcome != "running":
-                    deferred = attempt.reason_code == "candidates_unreachable"
+                    deferred = attempt.reason_code == ReasonCode.CANDIDATES_UNREACHABLE
                     statuses[key] = "deferred" if deferred else attempt.outcome
                     images += attempt.images_stored if attempt.outcome == "stored" else 0
                 elif reported.get(key) == "skipped":
@@ -472,7 +473,7 @@ def _interrupted(result: Any) -> bool:
         if getattr(source, "value", source) == "INTERRUPT":
             return True
         user = data.user_failure_data
-        if user is not None and _meta(user.metadata, "stopped_by") == "interrupted":
+        if user is not None and _meta(user.metadata, "stopped_by") == ReasonCode.INTERRUPTED:
             return True  # product_images turns the interrupt into a Failure that Dagster does not retry
         if data.error is not None and data.error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
             return True

@@ -14,7 +14,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Collection, Iterable
 
-from ml_images.download.results import DownloadRefused
+from ml_images.outcomes import ReasonCode, Refused
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -183,7 +183,7 @@ class AddressPolicy:
         return name in self.allowed_private_hosts or (port is not None and (name, port) in self.allowed_private_ports)
 
     def vet(self, host: str, port: int) -> list[str]:
-        """The addresses to connect to for ``host:port``, or DownloadRefused.
+        """The addresses to connect to for ``host:port``, or Refused.
 
         Reasons: ``dns_failure`` (no address), ``blocked_address`` (any address is not public: one bad answer
         taints the whole lookup, since an attacker controlling DNS could otherwise rotate a private address
@@ -192,9 +192,9 @@ class AddressPolicy:
         """
         name = normalize_host(host)
         if not name:
-            raise DownloadRefused("bad_url", "no host")
+            raise Refused(ReasonCode.BAD_URL, "no host")
         if not 1 <= port <= _MAX_PORT:
-            raise DownloadRefused("blocked_port", f"port {port} on {name} is not a destination")
+            raise Refused(ReasonCode.BLOCKED_PORT, f"port {port} on {name} is not a destination")
         allowed = self.is_allowed_private(name, port)
         literal = _literal_ip(name)
         if literal is not None:
@@ -203,19 +203,19 @@ class AddressPolicy:
             try:
                 addresses = [a for a in (self._resolve(name, port) or []) if a]
             except (OSError, UnicodeError) as exc:
-                raise DownloadRefused("dns_failure", f"{name}: {type(exc).__name__}") from None
+                raise Refused(ReasonCode.DNS_FAILURE, f"{name}: {type(exc).__name__}") from None
             if not addresses:
-                raise DownloadRefused("dns_failure", f"{name}: no address")
+                raise Refused(ReasonCode.DNS_FAILURE, f"{name}: no address")
         if allowed:
             return addresses
         refused = [a for a in addresses if not is_public_address(a)]
         if refused:
-            raise DownloadRefused("blocked_address", f"{name} resolves to non-public {', '.join(refused)}")
+            raise Refused(ReasonCode.BLOCKED_ADDRESS, f"{name} resolves to non-public {', '.join(refused)}")
         # Image CDNs serve on 80/443. Other ports on public hosts are how services that trust their network
         # (Redis :6379, Elasticsearch :9200, admin consoles) get probed through an SSRF, so only allow-listed
         # hosts (local demo and test servers) may use other ports.
         if port not in _STANDARD_PORTS:
-            raise DownloadRefused("blocked_port", f"port {port} on {name} (only 80 and 443 are allowed)")
+            raise Refused(ReasonCode.BLOCKED_PORT, f"port {port} on {name} (only 80 and 443 are allowed)")
         return addresses
 
 

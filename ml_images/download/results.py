@@ -15,13 +15,3 @@ class DownloadedImage:
     final_url: str  # after redirects
     data: bytes
     format: str  # sniffed from magic bytes: "jpeg" | "png" | "webp" | "gif" | "avif"
-
-
-class DownloadRefused(Exception):
-    """A candidate could not be downloaded safely. ``reason`` is a machine-readable code."""
-
-    def __init__(self, reason: str, detail: str = "", url: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-        self.url = url

@@ -42,8 +42,9 @@ from urllib3.util import Timeout
 from urllib3.util.connection import create_connection
 
 from ml_images.download.address_policy import AddressPolicy, Resolver
-from ml_images.download.results import DownloadedImage, DownloadRefused
+from ml_images.download.results import DownloadedImage
 from ml_images.download.sniff import SNIFF_BYTES, sniff_image_format
+from ml_images.outcomes import ReasonCode, Refusal, Refused, http_status_reason
 from ml_images.search.candidates import ImageCandidate
 
 log = logging.getLogger(__name__)
@@ -168,26 +169,22 @@ class _Target:
     request_target: str  # path?query, percent-encoded
 
 
-def _refuse(reason: str, detail: str = "") -> DownloadRefused:
-    return DownloadRefused(reason, detail)
-
-
 def _parse_target(url: str) -> _Target:
     url = url.strip()
     if not url or len(url) > _MAX_URL_LENGTH:
-        raise _refuse("bad_url", "empty or longer than 4096 characters")
+        raise Refused(ReasonCode.BAD_URL, "empty or longer than 4096 characters")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise _refuse("bad_url", "control characters in URL")
+        raise Refused(ReasonCode.BAD_URL, "control characters in URL")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise _refuse("bad_url", str(exc)[:200]) from None
+        raise Refused(ReasonCode.BAD_URL, str(exc)[:200]) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise _refuse("bad_scheme", f"scheme {scheme or '(none)'!r} is not http or https")
+        raise Refused(ReasonCode.BAD_SCHEME, f"scheme {scheme or '(none)'!r} is not http or https")
     if "@" in parts.netloc:
-        raise _refuse("bad_url", "credentials in URL")
+        raise Refused(ReasonCode.BAD_URL, "credentials in URL")
     raw_host = parts.hostname or ""
     try:
         ip = ipaddress.ip_address(raw_host)
@@ -196,15 +193,15 @@ def _parse_target(url: str) -> _Target:
         try:
             host = raw_host.encode("idna").decode("ascii").lower() if raw_host else ""
         except UnicodeError:
-            raise _refuse("bad_url", "host name is not valid IDNA") from None
+            raise Refused(ReasonCode.BAD_URL, "host name is not valid IDNA") from None
         if not _HOSTNAME.match(host.rstrip(".")):
-            raise _refuse("bad_url", "invalid host name") from None
+            raise Refused(ReasonCode.BAD_URL, "invalid host name") from None
         ip = None
     default_port = 443 if scheme == "https" else 80
     if port is None:
         port = default_port
     elif port == 0:  # never a destination; `port or default` would have fetched port 80 instead
-        raise _refuse("blocked_port", "port 0 is not a destination")
+        raise Refused(ReasonCode.BLOCKED_PORT, "port 0 is not a destination")
     netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
     if port != default_port:
         netloc = f"{netloc}:{port}"
@@ -219,7 +216,7 @@ def _referer(page_url: str | None) -> str | None:
         return None
     try:
         target = _parse_target(page_url)
-    except DownloadRefused:
+    except Refused:
         return None
     return target.url
 
@@ -235,22 +232,22 @@ def _is_incomplete_read(exc: BaseException) -> bool:
     return any(isinstance(arg, http.client.IncompleteRead) for arg in exc.args)
 
 
-def _refusal_for(exc: BaseException, guard: _DeadlineGuard) -> DownloadRefused:
+def _refusal_for(exc: BaseException, guard: _DeadlineGuard) -> Refused:
     """Map a transport error to a machine-readable reason (detail without credentials: URLs carry none)."""
     detail = f"{type(exc).__name__}: {exc}"[:300]
     if guard.expired:
-        return _refuse("deadline", "total download deadline reached")
+        return Refused(ReasonCode.DEADLINE, "total download deadline reached")
     if isinstance(exc, Urllib3SSLError | ssl.SSLError):
-        return _refuse("tls_error", detail)
+        return Refused(ReasonCode.TLS_ERROR, detail)
     if isinstance(exc, NewConnectionError):
-        return _refuse("connect_error", detail)
+        return Refused(ReasonCode.CONNECT_ERROR, detail)
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
-        return _refuse("timeout", detail)
+        return Refused(ReasonCode.TIMEOUT, detail)
     if isinstance(exc, DecodeError):
-        return _refuse("not_an_image", f"content encoding could not be decoded ({detail})")
+        return Refused(ReasonCode.NOT_AN_IMAGE, f"content encoding could not be decoded ({detail})")
     if isinstance(exc, ProtocolError) and _is_incomplete_read(exc):
-        return _refuse("truncated", detail)
-    return _refuse("connect_error", detail)
+        return Refused(ReasonCode.TRUNCATED, detail)
+    return Refused(ReasonCode.CONNECT_ERROR, detail)
 
 
 class SafeDownloader:
@@ -286,20 +283,21 @@ class SafeDownloader:
         self.policy = AddressPolicy(allowed_private_hosts, resolver)
 
     def download(self, candidate: ImageCandidate) -> DownloadedImage:
-        """The candidate's image bytes, or DownloadRefused with a machine-readable ``reason``."""
+        """The candidate's image bytes, or Refused with a machine-readable ``reason``."""
         guard = _DeadlineGuard(self.deadline_seconds)
         try:
             return self._download(candidate, guard)
-        except DownloadRefused as refused:
+        except Refused as refused:
             log.info("download refused (%s): %s", refused.reason, refused.detail)
             if refused.url is None:
-                raise DownloadRefused(refused.reason, refused.detail, candidate.image_url) from None
+                raise Refused(refused.reason, refused.detail, candidate.image_url) from None
             raise
         finally:
             guard.close()
 
-    def download_all(self, candidates: Sequence[ImageCandidate]) -> list[DownloadedImage | DownloadRefused]:
-        """Every candidate's result in input order; downloads run concurrently, at most ``max_workers``."""
+    def download_all(self, candidates: Sequence[ImageCandidate]) -> list[DownloadedImage | Refusal]:
+        """Every candidate's result (the image or its ``Refusal``) in input order; downloads run concurrently, at most
+        ``max_workers``."""
         items = list(candidates)
         if not items:
             return []
@@ -308,11 +306,11 @@ class SafeDownloader:
             futures = [executor.submit(self._download_or_refusal, c) for c in items]
             return [f.result() for f in futures]
 
-    def _download_or_refusal(self, candidate: ImageCandidate) -> DownloadedImage | DownloadRefused:
+    def _download_or_refusal(self, candidate: ImageCandidate) -> DownloadedImage | Refusal:
         try:
             return self.download(candidate)
-        except DownloadRefused as refused:
-            return refused
+        except Refused as refused:
+            return refused.at("download", candidate.image_url)
 
     def _headers(self, candidate: ImageCandidate) -> dict[str, str]:
         headers = {
@@ -335,28 +333,28 @@ class SafeDownloader:
         while True:
             try:
                 addresses = self.policy.vet(target.host, target.port)
-            except DownloadRefused as refused:
+            except Refused as refused:
                 if redirects:
                     detail = f"{refused.detail} (after redirect to {target.url})"
-                    raise DownloadRefused(refused.reason, detail, refused.url) from None
+                    raise Refused(refused.reason, detail, refused.url) from None
                 raise
             response, pool = self._open(target, addresses, headers, guard)
             try:
                 if response.status in _REDIRECT_STATUSES:
                     location = (response.headers.get("Location") or "").strip()
                     if not location:
-                        raise _refuse(f"http_{response.status}", "redirect without a Location header")
+                        raise Refused(http_status_reason(response.status), "redirect without a Location header")
                     next_target = _parse_target(urljoin(target.url, location))
                     if next_target.url in visited:
-                        raise _refuse("redirect_loop", f"{next_target.url} was already visited")
+                        raise Refused(ReasonCode.REDIRECT_LOOP, f"{next_target.url} was already visited")
                     if redirects >= self.max_redirects:
-                        raise _refuse("too_many_redirects", f"more than {self.max_redirects} redirects")
+                        raise Refused(ReasonCode.TOO_MANY_REDIRECTS, f"more than {self.max_redirects} redirects")
                     redirects += 1
                     visited.add(next_target.url)
                     target = next_target
                     continue
                 if response.status != 200:
-                    raise _refuse(f"http_{response.status}", f"{target.url} answered {response.status}")
+                    raise Refused(http_status_reason(response.status), f"{target.url} answered {response.status}")
                 data, fmt = self._read_body(response, guard)
                 return DownloadedImage(candidate=candidate, final_url=target.url, data=data, format=fmt)
             except (HTTPError, OSError, http.client.HTTPException) as exc:
@@ -415,30 +413,30 @@ class SafeDownloader:
                 raise _refusal_for(exc, guard) from None
             return response, pool
         if last_error is None or guard.expired:
-            raise _refuse("deadline", "total download deadline reached")
+            raise Refused(ReasonCode.DEADLINE, "total download deadline reached")
         raise _refusal_for(last_error, guard)
 
     def _read_body(self, response: BaseHTTPResponse, guard: _DeadlineGuard) -> tuple[bytes, str]:
         declared = _content_length(response)
         if declared is not None and declared > self.max_bytes:
-            raise _refuse("too_large", f"Content-Length {declared} exceeds {self.max_bytes} bytes")
+            raise Refused(ReasonCode.TOO_LARGE, f"Content-Length {declared} exceeds {self.max_bytes} bytes")
         chunks: list[bytes] = []
         total = 0
         # Counted as it streams: Content-Length may be absent or wrong, and the guard stops drip-feeding.
         for chunk in response.stream(_CHUNK_BYTES, decode_content=True):
             total += len(chunk)
             if total > self.max_bytes:
-                raise _refuse("too_large", f"body exceeds {self.max_bytes} bytes")
+                raise Refused(ReasonCode.TOO_LARGE, f"body exceeds {self.max_bytes} bytes")
             if guard.expired:
-                raise _refuse("deadline", f"total download deadline reached after {total} bytes")
+                raise Refused(ReasonCode.DEADLINE, f"total download deadline reached after {total} bytes")
             chunks.append(chunk)
         if guard.expired:  # a socket shut down by the guard reads as a clean EOF: the body may be cut short
-            raise _refuse("deadline", f"total download deadline reached after {total} bytes")
+            raise Refused(ReasonCode.DEADLINE, f"total download deadline reached after {total} bytes")
         data = b"".join(chunks)
         if not data:
-            raise _refuse("empty_body", "the response body is empty")
+            raise Refused(ReasonCode.EMPTY_BODY, "the response body is empty")
         fmt = sniff_image_format(data[:SNIFF_BYTES])
         if fmt is None:
             head = data[:16].hex(" ")
-            raise _refuse("not_an_image", f"magic bytes {head} are not JPEG, PNG, WebP, GIF or AVIF")
+            raise Refused(ReasonCode.NOT_AN_IMAGE, f"magic bytes {head} are not JPEG, PNG, WebP, GIF or AVIF")
         return data, fmt

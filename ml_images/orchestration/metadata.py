@@ -10,7 +10,8 @@ from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ml_images.catalog.models import ProductMaster
 from ml_images.orchestration.pictures import FullImageLink
-from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus, StoredImage
+from ml_images.outcomes import ProductStatus
+from ml_images.pipeline.reports import BatchReport, ProductReport, StoredImage
 from ml_images.search.query import QueryConstructor
 
 PREVIEW_ROWS = 50

@@ -44,41 +44,38 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_images.catalog.models import AttemptOutcome, ProductMaster
+from ml_images.catalog.models import ProductMaster
 from ml_images.catalog.product_reader import CatalogProducts
 from ml_images.catalog.recorder import (
     MAX_STORED_CANDIDATES,
-    AttemptStats,
     Claim,
-    ClaimLostError,
     ImageDetailRecord,
     ImageRecord,
     ImageRecorder,
     PastAttempt,
 )
 from ml_images.catalog.selection import ImageCandidateSelector
-from ml_images.download.results import DownloadedImage, DownloadRefused
+from ml_images.download.results import DownloadedImage
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.errors import (
     CatalogUnavailableError,
+    ClaimLostError,
     ConfigurationError,
     SearchQuotaError,
     SearchUnavailableError,
     StorageUnavailableError,
     TransientError,
 )
+from ml_images.outcomes import TRANSPORT_REASONS, AttemptStats, ProductStatus, ReasonCode, Refusal
 from ml_images.pipeline.candidate_sources import CandidateSources, Provenance
 from ml_images.pipeline.heartbeat import DEFAULT_HEARTBEAT_SECONDS, ClaimHeartbeat
 from ml_images.pipeline.refusal_tally import RefusalTally
-from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus, StoredImage, describe_counts
+from ml_images.pipeline.reports import BatchReport, ProductReport, StoredImage, describe_counts
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.product_match import ProductIdentity
-from ml_images.processing.results import NO_COMPLIANT_COVER, ProcessingOutcome
-from ml_images.refusals import Refusal
+from ml_images.processing.results import ProcessingOutcome
 from ml_images.search.candidates import SearchOutcome
 from ml_images.search.distributor import (
-    DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED,
-    NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
     DistributorPhoto,
     SearchMode,
     SourcedCandidate,
@@ -98,11 +95,6 @@ logger = logging.getLogger(__name__)
 
 #: Errors that stop a whole batch: the next product would meet the same fault.
 BATCH_STOPPING_ERRORS: tuple[type[Exception], ...] = (TransientError, SearchQuotaError, ConfigurationError)
-#: Download refusals that say "could not reach it", not "it is not a usable image".
-TRANSPORT_REFUSALS = frozenset({"dns_failure", "connect_error", "timeout", "deadline", "tls_error"})
-CANDIDATES_UNREACHABLE = "candidates_unreachable"
-INTERRUPTED = "interrupted"
-NO_USABLE_IMAGE = "no_usable_image"
 DEFAULT_UNREACHABLE_ATTEMPTS = 3
 
 
@@ -162,29 +154,29 @@ class _AbortSignal:
             raise BatchAborted(error)
 
 
-def failure_reason_code(error: BaseException) -> str:
+def failure_reason_code(error: BaseException) -> ReasonCode:
     """A stable code for an error that made a product fail (recorded on the attempt, shown in metadata)."""
     if isinstance(error, RunInterrupted) or not isinstance(error, Exception):
-        return INTERRUPTED  # KeyboardInterrupt, Dagster's interruption error, SystemExit
+        return ReasonCode.INTERRUPTED  # KeyboardInterrupt, Dagster's interruption error, SystemExit
     if isinstance(error, BatchAborted):
-        return INTERRUPTED if isinstance(error.cause, RunInterrupted) else "batch_aborted"
+        return ReasonCode.INTERRUPTED if isinstance(error.cause, RunInterrupted) else ReasonCode.BATCH_ABORTED
     if isinstance(error, CandidatesUnreachableError):
-        return CANDIDATES_UNREACHABLE
+        return ReasonCode.CANDIDATES_UNREACHABLE
     if isinstance(error, SearchQuotaError):
-        return "search_quota"
+        return ReasonCode.SEARCH_QUOTA
     if isinstance(error, SearchUnavailableError):
-        return "search_unavailable"
+        return ReasonCode.SEARCH_UNAVAILABLE
     if isinstance(error, StorageUnavailableError):
-        return "storage_unavailable"
+        return ReasonCode.STORAGE_UNAVAILABLE
     if isinstance(error, ClaimLostError):
-        return "claim_lost"
+        return ReasonCode.CLAIM_LOST
     if isinstance(error, CatalogUnavailableError):
-        return "catalog_unavailable"
+        return ReasonCode.CATALOG_UNAVAILABLE
     if isinstance(error, ConfigurationError):
-        return "configuration"
+        return ReasonCode.CONFIGURATION
     if isinstance(error, TransientError):
-        return "transient"
-    return "internal_error"
+        return ReasonCode.TRANSIENT
+    return ReasonCode.INTERNAL_ERROR
 
 
 class _ProductState:
@@ -258,21 +250,13 @@ class _ProductState:
             status=status,
             query=self.query,
             images=tuple(images),
-            search_calls=self.search_calls,
-            candidates_found=self.candidates_found,
-            search_cached=self.search_cached,
-            refusals=self.refusals.sample,
-            refusals_by_reason=self.refusals.counts(),
+            stats=self.stats(),
             reason_code=reason_code,
             reason=reason,
             replaced_objects=replaced_objects,
             cover_status=self.cover_report["status"] if self.cover_report else None,
             cover_flagged=cover_flagged,
             seconds=round(time.monotonic() - self.started, 3),
-            provider=self.provider,
-            search_calls_by_provider=dict(self.calls_by_provider),
-            downloads=self.downloads,
-            candidates=tuple(self.candidates()),
             search_plan=self.search_plan,
         )
 
@@ -285,15 +269,15 @@ class _History:
         searched_since_verdict = False
         self.last_verdict_fruitless = False
         for attempt in past:  # newest first
-            if attempt.outcome == AttemptOutcome.FAILED.value:
+            if attempt.outcome == ProductStatus.FAILED.value:
                 # A failed attempt gives no verdict on the candidates and does not break a streak of unreachable
                 # ones (an interrupted or aborted attempt in between proves nothing either way).
-                if attempt.reason_code == CANDIDATES_UNREACHABLE:
+                if attempt.reason_code == ReasonCode.CANDIDATES_UNREACHABLE:
                     unreachable_runs.add(attempt.run_id or f"attempt-{attempt.attempt_id}")
                 searched_since_verdict = searched_since_verdict or attempt.search_calls > 0
                 continue
             self.last_verdict_fruitless = (
-                attempt.outcome == AttemptOutcome.NO_IMAGES.value and attempt.reason_code != "no_search_query"
+                attempt.outcome == ProductStatus.NO_IMAGES.value and attempt.reason_code != ReasonCode.NO_SEARCH_QUERY
             )
             break
         # The same run again (a step retried by Dagster) is one attempt, however many tries it takes.
@@ -444,15 +428,19 @@ class ProductImagePipeline:
         abort = work.abort
         if abort.error is not None:
             # Not started: nothing claimed, nothing recorded; it simply stays pending for a later run.
-            return state.report(ProductStatus.FAILED, reason_code="not_started", reason=str(BatchAborted(abort.error)))
+            return state.report(
+                ProductStatus.FAILED, reason_code=ReasonCode.NOT_STARTED, reason=str(BatchAborted(abort.error))
+            )
         if product is None:
-            return state.report(ProductStatus.SKIPPED, reason_code="not_found", reason="no such product")
+            return state.report(ProductStatus.SKIPPED, reason_code=ReasonCode.NOT_FOUND, reason="no such product")
         claim: Claim | None = None
         try:
             claim = self._recorder.claim(product_id, run_id)
             if claim is None:
                 return state.report(
-                    ProductStatus.SKIPPED, reason_code="in_flight", reason="another run is processing this product"
+                    ProductStatus.SKIPPED,
+                    reason_code=ReasonCode.IN_FLIGHT,
+                    reason="another run is processing this product",
                 )
             work.heartbeat.add(claim.attempt_id)
             return self._process_claimed(product, claim, state, force, work)
@@ -462,7 +450,7 @@ class ProductImagePipeline:
                 abort.trip(exc)
             code = failure_reason_code(exc)
             reason = f"{type(exc).__name__}: {exc}"
-            if code == "internal_error":
+            if code == ReasonCode.INTERNAL_ERROR:
                 logger.exception("product %s failed unexpectedly", product_id)
             if claim is not None:
                 self._release(claim, state, code, reason)
@@ -471,7 +459,7 @@ class ProductImagePipeline:
             # An interrupt raised in this very thread (the sequential path): release the claim, then let it go on.
             abort.trip(RunInterrupted(f"interrupted ({type(exc).__name__})"))
             if claim is not None:
-                self._release(claim, state, INTERRUPTED, f"interrupted ({type(exc).__name__})")
+                self._release(claim, state, ReasonCode.INTERRUPTED, f"interrupted ({type(exc).__name__})")
             raise
         finally:
             if claim is not None:
@@ -499,7 +487,7 @@ class ProductImagePipeline:
         if not force:
             needed, why = self._selector.needs_images(pid)
             if not needed:
-                code = why or "not_needed"
+                code = why or ReasonCode.NOT_NEEDED
                 reason = _SKIP_REASONS.get(code, code)
                 self._recorder.record_skipped(claim, code, reason)
                 return state.report(ProductStatus.SKIPPED, reason_code=code, reason=reason)
@@ -518,13 +506,13 @@ class ProductImagePipeline:
             state.cover_report = cover_report(processed, self._processor.cover_policy)
         if (
             not processed.images
-            and processed.cover_status == NO_COMPLIANT_COVER
+            and processed.cover_status == ReasonCode.NO_COMPLIANT_COVER
             and self._processor.cover_policy == "strict"
         ):
             # Strict policy: a listing whose cover breaks Mercado Libre's rules is moderated; "no picture" is the
             # clearer error for the seller (README, "The cover"). Under the lenient policy the cover rules keep
             # nothing out, so a product left with nothing is no_usable_image.
-            return self._no_images(claim, state, NO_COMPLIANT_COVER, no_compliant_cover_reason(processed))
+            return self._no_images(claim, state, ReasonCode.NO_COMPLIANT_COVER, no_compliant_cover_reason(processed))
         if not processed.images:
             return self._no_images(
                 claim,
@@ -550,7 +538,7 @@ class ProductImagePipeline:
         sources, abort = self._sources, work.abort
         distributor = distributor_candidate(product.image_url, sources.rewrites)
         if state.query is None and distributor is None:
-            return self._no_images(claim, state, "no_search_query", "the product has nothing to search for")
+            return self._no_images(claim, state, ReasonCode.NO_SEARCH_QUERY, "the product has nothing to search for")
         profile = ProductProfile.of(product)
         plan = plan_search(sources.mode, self._max_images, distributor_photo_state(distributor))
         pool: list[SourcedCandidate] = [distributor] if distributor is not None else []
@@ -613,28 +601,28 @@ class ProductImagePipeline:
             return self._no_images(
                 claim,
                 state,
-                NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
+                ReasonCode.NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
                 "the product has no distributor photo (image_url) and ML_IMAGES_SEARCH_MODE=never",
             )
         if state.query is None:  # ``fallback`` mode, the distributor photo refused, nothing to search for
             return self._no_images(
                 claim,
                 state,
-                "no_search_query",
+                ReasonCode.NO_SEARCH_QUERY,
                 f"the distributor photo was refused ({describe_counts(state.refusals.counts())}) and the product "
                 "has nothing to search for",
             )
         counts = state.refusals.counts()
         dropped = f" ({sum(counts.values())} filtered out: {describe_counts(counts)})" if counts else ""
         return self._no_images(
-            claim, state, "no_search_results", f"the search for {state.query!r} found no candidates{dropped}"
+            claim, state, ReasonCode.NO_SEARCH_RESULTS, f"the search for {state.query!r} found no candidates{dropped}"
         )
 
     def _nothing_usable_code(self) -> str:
         """``no_usable_image``; under ``never`` the refused distributor photo was the only candidate."""
         if self._sources.mode is SearchMode.NEVER:
-            return DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED
-        return NO_USABLE_IMAGE
+            return ReasonCode.DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED
+        return ReasonCode.NO_USABLE_IMAGE
 
     def _download(self, state: _ProductState, ranked: Sequence[RankedCandidate], fetched: _Fetched) -> None:
         results = self._downloader.download_all([r.sourced.candidate for r in ranked])
@@ -645,12 +633,12 @@ class ProductImagePipeline:
                 fetched.downloads.append(item)
                 fetched.transport_only = False
             else:
-                refusal = _download_refusal(item)
+                refusal = item
                 if candidate.sourced.source_kind is SourceKind.DISTRIBUTOR:
                     detail = f"distributor photo: {refusal.detail}"
                     refusal = Refusal(refusal.stage, refusal.reason, refusal.url, detail)
                 state.refusals.add(refusal)
-                fetched.transport_only = fetched.transport_only and item.reason in TRANSPORT_REFUSALS
+                fetched.transport_only = fetched.transport_only and item.reason in TRANSPORT_REASONS
 
     def _unreachable(
         self, claim: Claim, state: _ProductState, history: _History, reach: _Reachability
@@ -662,20 +650,20 @@ class ProductImagePipeline:
             reach.record(deferred=True)
             reason = (
                 f"all {state.candidates_found} candidates unreachable ({refused}); left pending "
-                f"(attempt {streak} of {limit} before it counts as {NO_USABLE_IMAGE})"
+                f"(attempt {streak} of {limit} before it counts as {ReasonCode.NO_USABLE_IMAGE})"
             )
             self._recorder.record_failed(
                 claim,
-                CANDIDATES_UNREACHABLE,
+                ReasonCode.CANDIDATES_UNREACHABLE,
                 reason,
                 stats=state.stats(),
             )
-            return state.report(ProductStatus.DEFERRED, reason_code=CANDIDATES_UNREACHABLE, reason=reason)
+            return state.report(ProductStatus.DEFERRED, reason_code=ReasonCode.CANDIDATES_UNREACHABLE, reason=reason)
         reach.record(deferred=False)
         return self._no_images(
             claim,
             state,
-            NO_USABLE_IMAGE,
+            ReasonCode.NO_USABLE_IMAGE,
             f"all {state.candidates_found} candidates unreachable in {streak} consecutive attempts ({refused})",
         )
 
@@ -752,7 +740,7 @@ class ProductImagePipeline:
                 )
             # Lenient policy without a compliant cover: stored, the attempt flagged with the checks that failed.
             flagged = processed.cover_flagged
-            flag_code = NO_COMPLIANT_COVER if flagged else None
+            flag_code = ReasonCode.NO_COMPLIANT_COVER if flagged else None
             flag_reason = no_compliant_cover_reason(processed, stored=True) if flagged else None
             unreferenced = self._recorder.commit_images(
                 claim, records, stats=state.stats(), reason_code=flag_code, reason=flag_reason
@@ -820,10 +808,10 @@ class _Work:
     cpu_pool: ThreadPoolExecutor | None
 
 
-_SKIP_REASONS = {
-    "has_images": "the product already has images",
-    "not_eligible": "the product is no longer eligible for Mercado Libre",
-    "not_found": "no such product",
+_SKIP_REASONS: dict[str, str] = {
+    ReasonCode.HAS_IMAGES: "the product already has images",
+    ReasonCode.NOT_ELIGIBLE: "the product is no longer eligible for Mercado Libre",
+    ReasonCode.NOT_FOUND: "no such product",
 }
 
 
@@ -866,7 +854,3 @@ def no_compliant_cover_reason(processed: ProcessingOutcome, *, stored: bool = Fa
         elif attempt.checks is not None:
             parts.append(f"{name}: " + "; ".join(f"{f.code}: {f.detail}" for f in attempt.checks.failures))
     return (head + (" — " + " | ".join(parts) if parts else ""))[:1500]
-
-
-def _download_refusal(refused: DownloadRefused) -> Refusal:
-    return Refusal(stage="download", reason=refused.reason, url=refused.url, detail=refused.detail)

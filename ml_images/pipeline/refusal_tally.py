@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ml_images.catalog.recorder import MAX_STORED_REFUSALS
-from ml_images.refusals import Refusal
+from ml_images.outcomes import Refusal
 
 
 class RefusalTally:

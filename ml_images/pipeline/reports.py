@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_images.refusals import Refusal
-
-
-class ProductStatus(enum.StrEnum):
-    STORED = "stored"  # images uploaded and product_image rows written
-    NO_IMAGES = "no_images"  # nothing usable; listing set to ERROR
-    SKIPPED = "skipped"  # did not need images (or another run holds it); nothing written but the attempt
-    DEFERRED = "deferred"  # every candidate unreachable (candidates_unreachable): stays pending, no ERROR
-    FAILED = "failed"  # infrastructure fault, batch aborted or interrupted; the product stays pending
+from ml_images.outcomes import FINISHED_STATUSES, AttemptStats, ProductStatus, Refusal
 
 
 def source_label(source_kind: str | None, provider: str | None, provider_rank: int | None) -> str:
@@ -90,40 +81,64 @@ def summarise_checks(checks: Mapping[str, Any] | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ProductReport:
-    """The outcome of one product. ``reason_code`` is machine-readable; ``reason`` is for people.
+    """The outcome of one product. ``reason_code`` is machine-readable (a ``ReasonCode``); ``reason`` is for people.
 
-    ``refusals`` is a bounded sample (see ``RefusalTally``); ``refusals_by_reason`` counts every refusal.
-    ``candidates`` are the ranked candidates, best first, each with its score total and parts (as many
-    as the attempt record keeps); ``provider`` is the search provider that answered, ``search_calls_by_provider``
-    splits ``search_calls``, ``search_plan`` says why a search was (not) made (see ``ml_images.search.distributor``).
+    ``stats`` is what the attempt cost and saw — the same value the recorder stores on the attempt row: the search
+    calls (``search_calls_by_provider`` splits them, ``provider`` answered), the ranked ``candidates`` (best first,
+    with their score parts), the refusals (a bounded sample, see ``RefusalTally``; ``refusal_counts`` counts every
+    one). ``search_plan`` says why a search was (not) made (see ``ml_images.search.distributor``).
     """
 
     product_id: int
     status: ProductStatus
     query: str | None = None
     images: tuple[StoredImage, ...] = ()
-    search_calls: int = 0
-    candidates_found: int = 0
-    search_cached: bool = False
-    refusals: tuple[Refusal, ...] = ()
-    refusals_by_reason: Mapping[str, int] | None = None
+    stats: AttemptStats = field(default_factory=AttemptStats)
     reason_code: str | None = None
     reason: str | None = None
     replaced_objects: int = 0  # old objects deleted after a re-processing switched the rows
     cover_status: str | None = None  # "compliant" | "no_compliant_cover" | "no_images"; None: nothing processed
     cover_flagged: bool = False  # stored under the lenient policy without a compliant cover
     seconds: float = 0.0
-    provider: str | None = None
-    search_calls_by_provider: Mapping[str, int] | None = None
-    downloads: int = 0
-    candidates: tuple[Mapping[str, Any], ...] = ()
     search_plan: str | None = None
+
+    @property
+    def search_calls(self) -> int:
+        return self.stats.search_calls
+
+    @property
+    def candidates_found(self) -> int:
+        return self.stats.candidates_found
+
+    @property
+    def search_cached(self) -> bool:
+        return self.stats.search_cache_hits > 0
+
+    @property
+    def refusals(self) -> tuple[Refusal, ...]:
+        return tuple(self.stats.refusals)
+
+    @property
+    def provider(self) -> str | None:
+        return self.stats.provider
+
+    @property
+    def search_calls_by_provider(self) -> Mapping[str, int]:
+        return self.stats.search_calls_by_provider
+
+    @property
+    def downloads(self) -> int:
+        return self.stats.downloads
+
+    @property
+    def candidates(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(self.stats.candidates)
 
     def refusal_counts(self) -> dict[str, int]:
         """Every refusal by reason, most frequent first (not only the sample in ``refusals``)."""
-        if self.refusals_by_reason is not None:
-            return dict(Counter(self.refusals_by_reason).most_common())
-        return dict(Counter(r.reason for r in self.refusals).most_common())
+        if self.stats.refusal_counts is not None:
+            return dict(Counter(self.stats.refusal_counts).most_common())
+        return dict(Counter(r.reason for r in self.stats.refusals).most_common())
 
     @property
     def refusals_total(self) -> int:
@@ -148,7 +163,7 @@ class BatchReport:
         return [r for r in self.reports if r.status is status]
 
     def counts(self) -> dict[str, int]:
-        counts = {status.value: 0 for status in ProductStatus}
+        counts = {status.value: 0 for status in FINISHED_STATUSES}
         for report in self.reports:
             counts[report.status.value] += 1
         return counts
@@ -163,11 +178,12 @@ class BatchReport:
 
     def summary(self) -> str:
         counts = self.counts()
+        deferred = counts[ProductStatus.DEFERRED]
         text = (
-            f"{len(self.reports)} products: {counts['stored']} stored ({self.images_stored} images), "
-            f"{counts['no_images']} without usable images, {counts['skipped']} skipped, "
-            + (f"{counts['deferred']} left pending (candidates unreachable), " if counts["deferred"] else "")
-            + f"{counts['failed']} failed; {self.search_calls} search calls"
+            f"{len(self.reports)} products: {counts[ProductStatus.STORED]} stored ({self.images_stored} images), "
+            f"{counts[ProductStatus.NO_IMAGES]} without usable images, {counts[ProductStatus.SKIPPED]} skipped, "
+            + (f"{deferred} left pending (candidates unreachable), " if deferred else "")
+            + f"{counts[ProductStatus.FAILED]} failed; {self.search_calls} search calls"
         )
         if self.abort_error is not None:
             text += f"; stopped early: {type(self.abort_error).__name__}: {self.abort_error}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml_images.refusals import Refusal
+from ml_images.outcomes import Refusal
 
 
 @dataclass(frozen=True)

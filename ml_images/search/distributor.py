@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml_images.errors import ConfigurationError
+from ml_images.outcomes import ReasonCode
 from ml_images.search.blocklist import host_of
 from ml_images.search.candidates import ImageCandidate
 
@@ -208,15 +209,14 @@ class DistributorPhoto(enum.StrEnum):
     REFUSED = "refused"  # downloaded (or tried) and refused
 
 
-# Reason codes of ``SearchPlan.reason``; the last two are also the product's no-images reason in ``never`` mode.
+# Reason codes of ``SearchPlan.reason``; in ``never`` mode without a usable distributor photo the plan's reason is
+# the product's no-images ``ReasonCode`` instead.
 PLAN_NO_DISTRIBUTOR_PHOTO = "no_distributor_photo"
 PLAN_FILL_AFTER_DISTRIBUTOR = "fill_after_distributor_photo"
 PLAN_AWAIT_DISTRIBUTOR = "awaiting_distributor_photo"
 PLAN_DISTRIBUTOR_USABLE = "distributor_photo_usable"
 PLAN_DISTRIBUTOR_REFUSED = "distributor_photo_refused"
 PLAN_SEARCH_DISABLED = "search_disabled"
-NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED = "no_distributor_photo_search_disabled"
-DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED = "distributor_photo_refused_search_disabled"
 
 
 @dataclass(frozen=True)
@@ -250,9 +250,9 @@ def plan_search(mode: SearchMode, count: int, photo: DistributorPhoto) -> Search
         raise ValueError("count must be >= 1")
     if mode is SearchMode.NEVER:
         if photo is DistributorPhoto.ABSENT:
-            return SearchPlan(0, NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED)
+            return SearchPlan(0, ReasonCode.NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED)
         if photo is DistributorPhoto.REFUSED:
-            return SearchPlan(0, DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED)
+            return SearchPlan(0, ReasonCode.DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED)
         return SearchPlan(0, PLAN_SEARCH_DISABLED)
     if photo is DistributorPhoto.ABSENT:
         return SearchPlan(count, PLAN_NO_DISTRIBUTOR_PHOTO)

@@ -40,8 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from ml_images.errors import SearchQuotaError, SearchUnavailableError
+from ml_images.outcomes import ReasonCode, Refusal
 from ml_images.redaction import install_log_redaction, protect, redact, url_secrets
-from ml_images.refusals import Refusal
 from ml_images.search.blocklist import host_of
 from ml_images.search.bounded_http import (
     DEFAULT_DEADLINE_SECONDS,
@@ -183,7 +183,7 @@ def _result_list(provider: str, results: Any, field_name: str) -> list[Mapping[s
 
 
 def _not_an_object(index: int) -> Refusal:
-    return Refusal("search", "bad_url", None, f"result {index} is not a JSON object")
+    return Refusal("search", ReasonCode.BAD_URL, None, f"result {index} is not a JSON object")
 
 
 def _candidate(
@@ -401,7 +401,9 @@ class BraveImageSearch(_JsonApiProvider):
                 rank=i,
             )
             if candidate is None:
-                dropped.append(Refusal("search", "bad_url", _text(item.get("url")), "result without an image URL"))
+                dropped.append(
+                    Refusal("search", ReasonCode.BAD_URL, _text(item.get("url")), "result without an image URL")
+                )
             else:
                 candidates.append(candidate)
         return ProviderPage(candidates, has_more=False, dropped=dropped)
@@ -482,7 +484,9 @@ class SerpApiImageSearch(_JsonApiProvider):
                 rank=i,
             )
             if candidate is None:
-                dropped.append(Refusal("search", "bad_url", _text(item.get("link")), "result without an original URL"))
+                dropped.append(
+                    Refusal("search", ReasonCode.BAD_URL, _text(item.get("link")), "result without an original URL")
+                )
             else:
                 candidates.append(candidate)
         pagination = data.get("serpapi_pagination")
@@ -582,7 +586,7 @@ class GoogleCseImageSearch(_JsonApiProvider):
             fmt = _unsupported_format(item.get("mime"), item.get("fileFormat"))
             url = _text(item.get("link"))
             if fmt is not None:
-                dropped.append(Refusal("search", "unsupported_format", url, f"reported as {fmt}"))
+                dropped.append(Refusal("search", ReasonCode.UNSUPPORTED_FORMAT, url, f"reported as {fmt}"))
                 continue
             candidate = _candidate(
                 url,
@@ -593,7 +597,7 @@ class GoogleCseImageSearch(_JsonApiProvider):
                 rank=i,
             )
             if candidate is None:
-                dropped.append(Refusal("search", "bad_url", None, "result without a link"))
+                dropped.append(Refusal("search", ReasonCode.BAD_URL, None, "result without a link"))
             else:
                 candidates.append(candidate)
         next_pages = _items(_mapping(data.get("queries")).get("nextPage"))
@@ -668,14 +672,14 @@ class SearxngImageSearch(_JsonApiProvider):
             url = _text(item.get("img_src"))
             fmt = _unsupported_format(item.get("img_format"))
             if fmt is not None:
-                dropped.append(Refusal("search", "unsupported_format", url, f"reported as {fmt}"))
+                dropped.append(Refusal("search", ReasonCode.UNSUPPORTED_FORMAT, url, f"reported as {fmt}"))
                 continue
             width, height = self.parse_resolution(item.get("resolution"))
             candidate = _candidate(
                 url, width=width, height=height, page_url=item.get("url"), title=item.get("title"), rank=i
             )
             if candidate is None:
-                dropped.append(Refusal("search", "bad_url", _text(item.get("url")), "result without img_src"))
+                dropped.append(Refusal("search", ReasonCode.BAD_URL, _text(item.get("url")), "result without img_src"))
             else:
                 candidates.append(candidate)
         return ProviderPage(candidates, has_more=bool(results), dropped=dropped)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
-from ml_images.refusals import Refusal
+from ml_images.outcomes import ReasonCode, Refusal
 from ml_images.search.blocklist import DEFAULT_BLOCKED_DOMAINS, DomainBlocklist, host_of
 from ml_images.search.cache import SearchCache
 from ml_images.search.candidates import ImageCandidate, SearchOutcome
@@ -111,21 +111,21 @@ class ImageSearchService:
         url = candidate.image_url
         key = _url_key(url)
         if key is None:
-            return Refusal("search", "bad_url", url, "not an absolute http(s) URL")
+            return Refusal("search", ReasonCode.BAD_URL, url, "not an absolute http(s) URL")
         if key in seen:
-            return Refusal("search", "duplicate", url, "same image URL as a better-ranked candidate")
+            return Refusal("search", ReasonCode.DUPLICATE, url, "same image URL as a better-ranked candidate")
         for label, host in (("image", host_of(url)), ("page", host_of(candidate.page_url))):
             blocked = self.blocklist.match(host)
             if blocked:
-                return Refusal("search", "blocked_domain", url, f"{label} host {host} is blocked ({blocked})")
+                return Refusal("search", ReasonCode.BLOCKED_DOMAIN, url, f"{label} host {host} is blocked ({blocked})")
         if _THUMBNAIL_HOST.match(key[1].split(":")[0]):
-            return Refusal("search", "thumbnail", url, "a Google thumbnail, not the original image")
+            return Refusal("search", ReasonCode.THUMBNAIL, url, "a Google thumbnail, not the original image")
         if key[2].lower().endswith(_UNSUPPORTED_EXTENSIONS):
-            return Refusal("search", "unsupported_format", url, "SVG/GIF by extension")
+            return Refusal("search", ReasonCode.UNSUPPORTED_FORMAT, url, "SVG/GIF by extension")
         sides = [s for s in (candidate.width, candidate.height) if s is not None]
         if sides and min(sides) < self.min_side:
             size = f"{candidate.width or '?'}x{candidate.height or '?'}"
-            return Refusal("search", "too_small", url, f"reported {size}, minimum side {self.min_side}")
+            return Refusal("search", ReasonCode.TOO_SMALL, url, f"reported {size}, minimum side {self.min_side}")
         return None
 
     def filter(

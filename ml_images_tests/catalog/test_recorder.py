@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.holder import ProcessHolder, current_holder, current_node
 from ml_images.catalog.models import (
-    AttemptOutcome,
     ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
@@ -25,17 +24,15 @@ from ml_images.catalog.recorder import (
     IMAGE_ERROR_PREFIX,
     MAX_STORED_CANDIDATES,
     MAX_STORED_REFUSALS,
-    AttemptStats,
     Claim,
-    ClaimLostError,
     ImageDetailRecord,
     ImageRecord,
     ImageRecorder,
 )
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
-from ml_images.errors import TransientError
-from ml_images.refusals import Refusal
+from ml_images.errors import ClaimLostError, TransientError
+from ml_images.outcomes import AttemptStats, ProductStatus, Refusal
 from ml_images_tests.holders import exited_process
 
 REFUSALS = [Refusal(stage="download", reason="too_large", url="https://shop.example.test/a.jpg", detail="31 MB")]
@@ -138,7 +135,7 @@ def test_stale_claim_is_taken_over_and_the_old_holder_cannot_write(
     new = recorder.claim(pid, "run-2")
     assert new is not None
     stale = _attempt(session_factory, old.attempt_id)
-    assert stale.outcome == AttemptOutcome.FAILED.value
+    assert stale.outcome == ProductStatus.FAILED.value
     assert stale.reason_code == "stale_claim"
     assert stale.finished_at == clock()
 
@@ -226,7 +223,7 @@ def test_a_retry_in_the_same_run_takes_over_its_own_unreleased_claim(
     assert retry is not None
     assert retry.attempt_id != first.attempt_id
     old = _attempt(session_factory, first.attempt_id)
-    assert old.outcome == AttemptOutcome.FAILED.value
+    assert old.outcome == ProductStatus.FAILED.value
     assert old.reason_code == "retried_in_same_run"
     with pytest.raises(ClaimLostError):
         recorder.commit_images(
@@ -324,7 +321,7 @@ def test_commit_images_replaces_rows_and_returns_orphaned_keys(
     assert _images(session_factory, pid) == [(0, "p/a.jpg", True), (1, "p/b.jpg", True)]
     assert recorder.existing_storage_keys(pid) == ["p/a.jpg", "p/b.jpg"]
     attempt = _attempt(session_factory, first.attempt_id)
-    assert attempt.outcome == AttemptOutcome.STORED.value
+    assert attempt.outcome == ProductStatus.STORED.value
     assert (attempt.images_stored, attempt.search_calls, attempt.candidates_found) == (2, 2, 7)
     assert attempt.refusals == [r.to_dict() for r in REFUSALS]
     assert attempt.finished_at is not None

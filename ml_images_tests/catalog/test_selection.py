@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.models import (
-    AttemptOutcome,
     ImageFetchAttempt,
     ListingStatus,
     MercadoLibreListing,
@@ -20,6 +19,7 @@ from ml_images.catalog.models import (
 )
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES, PublicationRules, parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
+from ml_images.outcomes import ProductStatus
 
 RULES = parse_publication_rules(
     '{"NOTEBOOK": {"price_threshold": 1000}, " monitor ": 0, "Car": 10, "Cámaras": {"price_threshold": 5}}'
@@ -163,7 +163,7 @@ def test_pending_products_come_back_detached_and_loaded(
 def _attempt(
     session_factory: sessionmaker[Session],
     product_id: int,
-    outcome: AttemptOutcome,
+    outcome: ProductStatus,
     started: timedelta,
     finished: timedelta | None,
     clock: Any,
@@ -187,12 +187,12 @@ def test_cooldown_after_a_fruitless_attempt(
     old_fruitless = make_product()
     retried = make_product()
     hour = timedelta(hours=1)
-    _attempt(session_factory, fruitless, AttemptOutcome.NO_IMAGES, 2 * hour, hour, clock)
-    _attempt(session_factory, failed, AttemptOutcome.FAILED, 2 * hour, hour, clock)
-    _attempt(session_factory, old_fruitless, AttemptOutcome.NO_IMAGES, 26 * hour, 25 * hour, clock)
+    _attempt(session_factory, fruitless, ProductStatus.NO_IMAGES, 2 * hour, hour, clock)
+    _attempt(session_factory, failed, ProductStatus.FAILED, 2 * hour, hour, clock)
+    _attempt(session_factory, old_fruitless, ProductStatus.NO_IMAGES, 26 * hour, 25 * hour, clock)
     # the last attempt counts: nothing found 2 h ago, then a transient failure 1 h ago -> not cooling down
-    _attempt(session_factory, retried, AttemptOutcome.NO_IMAGES, 3 * hour, 2 * hour, clock)
-    _attempt(session_factory, retried, AttemptOutcome.FAILED, 2 * hour, hour, clock)
+    _attempt(session_factory, retried, ProductStatus.NO_IMAGES, 3 * hour, 2 * hour, clock)
+    _attempt(session_factory, retried, ProductStatus.FAILED, 2 * hour, hour, clock)
     product_filter = _filter(session_factory, clock)
     selector = ImageCandidateSelector(product_filter, cooldown_hours=24)
 
@@ -224,9 +224,9 @@ def test_in_flight_products_can_be_excluded(
     abandoned = make_product()  # its worker stopped beating more than a lease ago
     legacy = make_product()  # an unfinished attempt without any heartbeat (written before heartbeats existed)
     idle = make_product()
-    _attempt(session_factory, busy, AttemptOutcome.RUNNING, timedelta(hours=3), None, clock)
-    _attempt(session_factory, abandoned, AttemptOutcome.RUNNING, timedelta(minutes=5), None, clock)
-    _attempt(session_factory, legacy, AttemptOutcome.RUNNING, timedelta(seconds=30), None, clock)
+    _attempt(session_factory, busy, ProductStatus.RUNNING, timedelta(hours=3), None, clock)
+    _attempt(session_factory, abandoned, ProductStatus.RUNNING, timedelta(minutes=5), None, clock)
+    _attempt(session_factory, legacy, ProductStatus.RUNNING, timedelta(seconds=30), None, clock)
     with session_factory() as session, session.begin():
         for product_id, beat in ((busy, timedelta(seconds=20)), (abandoned, timedelta(seconds=61))):
             session.execute(

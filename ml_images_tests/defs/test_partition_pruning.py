@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus
 
-from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ProductImage, ProductMaster, utcnow
+from ml_images.catalog.models import ImageFetchAttempt, ProductImage, ProductMaster, utcnow
 from ml_images.cli import main
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, RANGE_END_TAG, RANGE_START_TAG
+from ml_images.outcomes import ProductStatus
 from ml_images_tests.pipeline.support import Catalog
 
 ASSET = AssetKey("product_images")
@@ -39,9 +40,7 @@ def _stored(catalog: Catalog, pid: int, days_ago: float, *, with_attempt: bool =
         session.add(ProductImage(product_id=pid, url=f"https://cdn/{pid}.jpg", order=0, created_at=when))
         if with_attempt:
             session.add(
-                ImageFetchAttempt(
-                    product_id=pid, started_at=when, finished_at=when, outcome=AttemptOutcome.STORED.value
-                )
+                ImageFetchAttempt(product_id=pid, started_at=when, finished_at=when, outcome=ProductStatus.STORED.value)
             )
 
 

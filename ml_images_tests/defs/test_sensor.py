@@ -16,13 +16,14 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from ml_images.catalog.recorder import AttemptStats, ImageRecorder
+from ml_images.catalog.recorder import ImageRecorder
 from ml_images.defs.jobs import PRODUCT_IMAGES_JOB
 from ml_images.defs.resources import CatalogDatabaseResource
 from ml_images.defs.sensors.new_products import build_new_eligible_products_sensor, new_eligible_products_sensor
 from ml_images.orchestration.config import SensorSettings
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, run_partition_keys
 from ml_images.orchestration.run_holders import holder_tags
+from ml_images.outcomes import AttemptStats
 from ml_images_tests.defs.helpers import observed_partition_metadata, partition_metadata, resources, run_images
 from ml_images_tests.holders import exited_process
 from ml_images_tests.pipeline.support import Catalog, ImageWeb

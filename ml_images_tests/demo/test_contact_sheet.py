@@ -24,7 +24,6 @@ from demo.status import ProductStatus, collect_status
 from demo.summary import format_summary
 from ml_images.catalog.loader import CatalogLoader
 from ml_images.catalog.models import (
-    AttemptOutcome,
     ImageDetail,
     ImageFetchAttempt,
     ListingStatus,
@@ -34,8 +33,9 @@ from ml_images.catalog.models import (
 )
 from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
 from ml_images.catalog.selection import MercadoLibreFilter
+from ml_images.outcomes import ProductStatus as Outcome
+from ml_images.outcomes import Refusal
 from ml_images.processing.results import CheckFailure, CoverChecks, MaskFigures, TextFigures
-from ml_images.refusals import Refusal
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LOOK = ProductLook(ProductKind.MONITOR, "AOC", wallpaper="rocket")
@@ -108,7 +108,7 @@ def demo_db(session_factory: sessionmaker[Session], tmp_path: Path):
         session.add(
             ImageFetchAttempt(
                 product_id=ids["MN-A"], started_at=started, finished_at=started + timedelta(seconds=2),
-                outcome=AttemptOutcome.STORED.value, search_calls=1, candidates_found=3, images_stored=2,
+                outcome=Outcome.STORED.value, search_calls=1, candidates_found=3, images_stored=2,
                 refusals=[Refusal("search", "too_small", SERVER + "mn-a-3.jpg", "90x60 is under 500 px").to_dict()],
             )
         )  # fmt: skip
@@ -116,7 +116,7 @@ def demo_db(session_factory: sessionmaker[Session], tmp_path: Path):
         session.add(
             ImageFetchAttempt(
                 product_id=ids["PC-B"], started_at=started, finished_at=started + timedelta(seconds=1),
-                outcome=AttemptOutcome.NO_IMAGES.value, reason_code="no_candidates", reason=reason, search_calls=1,
+                outcome=Outcome.NO_IMAGES.value, reason_code="no_candidates", reason=reason, search_calls=1,
                 refusals=[],
             )
         )  # fmt: skip

@@ -24,8 +24,9 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from ml_images.catalog.models import AttemptOutcome, ImageFetchAttempt, ListingStatus, MercadoLibreListing
+from ml_images.catalog.models import ImageFetchAttempt, ListingStatus, MercadoLibreListing
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
+from ml_images.outcomes import ProductStatus
 from ml_images_tests.conftest import postgres_required
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, running_web, web_environment
 
@@ -287,7 +288,7 @@ def test_two_workers_share_the_batches_and_each_product_is_stored_once(
 
         for pid in ids:
             assert len(catalog.images(pid)) == 2, pid
-            assert [a.outcome for a in _attempts(catalog, pid)] == [AttemptOutcome.STORED.value]
+            assert [a.outcome for a in _attempts(catalog, pid)] == [ProductStatus.STORED.value]
         assert _errors(catalog) == 0
 
         with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
@@ -377,8 +378,8 @@ def test_a_worker_killed_mid_batch_loses_no_product(
         for pid in ids:
             assert len(catalog.images(pid)) == 2, pid
             outcomes = [a.outcome for a in _attempts(catalog, pid)]
-            assert outcomes.count(AttemptOutcome.STORED.value) == 1, outcomes
-            assert AttemptOutcome.NO_IMAGES.value not in outcomes
+            assert outcomes.count(ProductStatus.STORED.value) == 1, outcomes
+            assert ProductStatus.NO_IMAGES.value not in outcomes
         assert _errors(catalog) == 0
         assert victim in {n.split("@")[0] for n in nodes}
         workers_left = {"w1", "w2"} - {victim}

@@ -10,7 +10,7 @@ from ml_images.download.address_policy import (
     is_public_address,
     parse_allowed_host,
 )
-from ml_images.download.results import DownloadRefused
+from ml_images.outcomes import Refused
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_vet_returns_every_address_of_a_public_host() -> None:
 
 def test_one_private_answer_taints_the_whole_lookup() -> None:
     policy = AddressPolicy(resolver=lambda host, port: ["93.184.216.34", "10.0.0.1"])
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         policy.vet("rebind.test", 80)
     assert info.value.reason == "blocked_address"
     assert "10.0.0.1" in info.value.detail
@@ -106,7 +106,7 @@ def test_allow_listed_host_may_be_private_and_use_any_port() -> None:
 def test_allow_list_is_by_host_not_by_address() -> None:
     policy = AddressPolicy(["127.0.0.1"], resolver=lambda host, port: ["127.0.0.1"])
     for host in ("127.0.0.2", "localhost", "2130706433"):
-        with pytest.raises(DownloadRefused) as info:
+        with pytest.raises(Refused) as info:
             policy.vet(host, 80)
         assert info.value.reason == "blocked_address"
 
@@ -114,13 +114,13 @@ def test_allow_list_is_by_host_not_by_address() -> None:
 def test_public_host_only_on_standard_ports() -> None:
     policy = AddressPolicy(resolver=lambda host, port: ["93.184.216.34"])
     assert policy.vet("cdn.test", 80) == ["93.184.216.34"]
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         policy.vet("cdn.test", 6379)
     assert info.value.reason == "blocked_port"
 
 
 def test_private_address_wins_over_port_as_the_reason() -> None:
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         AddressPolicy().vet("10.0.0.1", 8080)
     assert info.value.reason == "blocked_address"
 
@@ -129,17 +129,17 @@ def test_dns_failures() -> None:
     def failing(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         AddressPolicy(resolver=failing).vet("nowhere.test", 80)
     assert info.value.reason == "dns_failure"
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         AddressPolicy(resolver=lambda host, port: []).vet("empty.test", 80)
     assert info.value.reason == "dns_failure"
 
 
 def test_system_resolver_is_used_by_default_for_names() -> None:
     # localhost resolves from /etc/hosts, no network involved; it is loopback, hence refused unless listed.
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         AddressPolicy().vet("localhost", 80)
     assert info.value.reason == "blocked_address"
     assert "127.0.0.1" in AddressPolicy(["localhost"]).vet("localhost", 80)
@@ -149,7 +149,7 @@ def test_a_host_port_entry_exempts_that_port_only() -> None:
     policy = AddressPolicy(["127.0.0.1:8080"])
     assert policy.vet("127.0.0.1", 8080) == ["127.0.0.1"]
     for port in (80, 5432, 6379, 8081):
-        with pytest.raises(DownloadRefused) as info:
+        with pytest.raises(Refused) as info:
             policy.vet("127.0.0.1", port)
         assert info.value.reason == "blocked_address", port
 
@@ -163,7 +163,7 @@ def test_a_bare_host_keeps_exempting_every_port() -> None:
 def test_a_host_port_entry_on_a_public_host_exempts_its_port_from_the_port_rule() -> None:
     policy = AddressPolicy(["cdn.test:8443"], resolver=lambda host, port: ["93.184.216.34"])
     assert policy.vet("cdn.test", 8443) == ["93.184.216.34"]
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         policy.vet("cdn.test", 6379)
     assert info.value.reason == "blocked_port"
 
@@ -173,7 +173,7 @@ def test_ipv6_entries_with_a_port(entry: str) -> None:
     policy = AddressPolicy([entry])
     assert policy.vet("::1", 8080) == ["::1"]
     assert policy.vet("[::1]", 8080) == ["::1"]
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         policy.vet("::1", 8081)
     assert info.value.reason == "blocked_address"
 
@@ -185,7 +185,7 @@ def test_a_bare_ipv6_entry_exempts_every_port() -> None:
 
 @pytest.mark.parametrize("allowed", [(), ("127.0.0.1",), ("127.0.0.1:80",)])
 def test_port_zero_is_never_a_destination(allowed: tuple[str, ...]) -> None:
-    with pytest.raises(DownloadRefused) as info:
+    with pytest.raises(Refused) as info:
         AddressPolicy(allowed).vet("127.0.0.1", 0)
     assert info.value.reason == "blocked_port"
 

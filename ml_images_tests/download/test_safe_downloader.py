@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import pytest
 from PIL import Image
 
-from ml_images.download.results import DownloadedImage, DownloadRefused
+from ml_images.download.results import DownloadedImage
 from ml_images.download.safe_downloader import SafeDownloader
+from ml_images.outcomes import Refusal, Refused
 from ml_images.search.candidates import ImageCandidate
 
 if TYPE_CHECKING:  # types only: helpers reach tests as fixtures, the conftest is never imported at run time
@@ -45,8 +46,8 @@ def local_downloader(**kwargs: object) -> SafeDownloader:
     return SafeDownloader(**options)  # type: ignore[arg-type]
 
 
-def refusal(downloader: SafeDownloader, url: str, page_url: str | None = None) -> DownloadRefused:
-    with pytest.raises(DownloadRefused) as info:
+def refusal(downloader: SafeDownloader, url: str, page_url: str | None = None) -> Refused:
+    with pytest.raises(Refused) as info:
         downloader.download(ImageCandidate(image_url=url, page_url=page_url))
     return info.value
 
@@ -323,7 +324,7 @@ def test_download_all_keeps_order_and_bounds_concurrency(server: LocalServer) ->
     results = downloader.download_all(candidates)
     elapsed = time.monotonic() - started
     assert len(results) == 7
-    assert isinstance(results[2], DownloadRefused)
+    assert isinstance(results[2], Refusal)
     assert results[2].reason == "blocked_address"
     ok = [r for r in results if isinstance(r, DownloadedImage)]
     assert [r.candidate.rank for r in ok] == [0, 1, 2, 3, 4, 5]

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ml_images.catalog.product_reader import CatalogProducts
-from ml_images.catalog.recorder import AttemptStats, Claim, ImageRecord, ImageRecorder
+from ml_images.catalog.recorder import Claim, ImageRecord, ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.errors import CatalogUnavailableError
+from ml_images.outcomes import AttemptStats
 from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
 from ml_images.processing.background import BackgroundRemover

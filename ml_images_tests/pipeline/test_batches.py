@@ -14,8 +14,8 @@ from botocore.config import Config
 
 from ml_images.download.results import DownloadedImage
 from ml_images.errors import SearchQuotaError, StorageUnavailableError
+from ml_images.outcomes import ProductStatus
 from ml_images.pipeline.product_pipeline import BatchConcurrency
-from ml_images.pipeline.reports import ProductStatus
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.results import ProcessingOutcome

@@ -14,9 +14,9 @@ from pytest_httpserver import HTTPServer
 
 from ml_images.catalog.models import ImageDetail, ProductMaster
 from ml_images.orchestration.metadata import product_metadata
+from ml_images.outcomes import ProductStatus
 from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.product_pipeline import BatchConcurrency
-from ml_images.pipeline.reports import ProductStatus
 from ml_images.search.cache import SearchCache
 from ml_images.search.distributor import SearchMode, UrlRewrites
 from ml_images.search.factory import build_search_service

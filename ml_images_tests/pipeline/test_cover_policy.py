@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from PIL import Image
 
 from demo import labelled_pictures as lp
-from ml_images.catalog.models import AttemptOutcome, ImageDetail, ListingStatus
+from ml_images.catalog.models import ImageDetail, ListingStatus
 from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX
 from ml_images.orchestration.metadata import product_metadata
-from ml_images.pipeline.reports import ProductStatus
+from ml_images.outcomes import ProductStatus
 from ml_images.processing.processor import ImageProcessorService
 from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
@@ -75,7 +75,7 @@ def test_strict_no_compliant_cover_sets_the_listing_to_error_with_the_failed_che
     assert catalog.images(pid) == []
     assert files_under(image_root) == []
     [attempt] = catalog.attempts(pid)
-    assert (attempt.outcome, attempt.reason_code) == (AttemptOutcome.NO_IMAGES.value, "no_compliant_cover")
+    assert (attempt.outcome, attempt.reason_code) == (ProductStatus.NO_IMAGES.value, "no_compliant_cover")
     cover = attempt.cover_report
     assert cover is not None
     assert (cover["policy"], cover["status"], cover["flagged"]) == ("strict", "no_compliant_cover", False)

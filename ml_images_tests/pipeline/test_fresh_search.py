@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_images.pipeline.reports import ProductStatus
+from ml_images.outcomes import ProductStatus
 from ml_images.search.cache import SearchCache
 from ml_images_tests.pipeline.builders import make_pipeline
 from ml_images_tests.pipeline.network_faults import closed_port

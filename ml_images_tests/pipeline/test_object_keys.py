@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ml_images.catalog.models import ProductImage, ProductMaster
 from ml_images.errors import CatalogUnavailableError
-from ml_images.pipeline.reports import ProductStatus
+from ml_images.outcomes import ProductStatus
 from ml_images_tests.pipeline.builders import CommitFails, make_pipeline
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under, photo_bytes
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ml_images.catalog.models import AttemptOutcome, ListingStatus
+from ml_images.catalog.models import ListingStatus
 from ml_images.catalog.recorder import IMAGE_ERROR_PREFIX, ImageRecorder
 from ml_images.errors import CatalogUnavailableError, SearchQuotaError, SearchUnavailableError
-from ml_images.pipeline.reports import ProductReport, ProductStatus
+from ml_images.outcomes import ProductStatus
+from ml_images.pipeline.reports import ProductReport
 from ml_images_tests.pipeline.builders import CommitFails, make_pipeline, pending_ids
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under
 
@@ -78,7 +79,7 @@ def test_no_search_result_sets_the_listing_to_error(catalog: Catalog, web: Image
     assert listing.sync_error.startswith(IMAGE_ERROR_PREFIX)
     assert "Acme ZX1003 MONITOR" in listing.sync_error
     assert catalog.images(pid) == []
-    assert catalog.attempts(pid)[-1].outcome == AttemptOutcome.NO_IMAGES.value
+    assert catalog.attempts(pid)[-1].outcome == ProductStatus.NO_IMAGES.value
     assert pending_ids(catalog) == []  # cooling down, not selected again at once
 
 

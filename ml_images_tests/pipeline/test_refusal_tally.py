@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ml_images.outcomes import Refusal
 from ml_images.pipeline.refusal_tally import RefusalTally
-from ml_images.refusals import Refusal
 
 
 def _refusals(reason: str, count: int, stage: str = "search") -> list[Refusal]:

@@ -8,13 +8,12 @@ import pytest
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from ml_images.download.results import DownloadedImage, DownloadRefused
+from ml_images.download.results import DownloadedImage
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.errors import ConfigurationError
+from ml_images.outcomes import ReasonCode, Refused
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.distributor import (
-    DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED,
-    NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED,
     PLAN_AWAIT_DISTRIBUTOR,
     PLAN_DISTRIBUTOR_REFUSED,
     PLAN_DISTRIBUTOR_USABLE,
@@ -169,9 +168,9 @@ def test_a_broken_distributor_url_is_refused_like_any_candidate(httpserver: HTTP
     assert broken is not None
     assert not_a_url is not None
 
-    with pytest.raises(DownloadRefused) as http_404:
+    with pytest.raises(Refused) as http_404:
         downloader.download(broken.candidate)
-    with pytest.raises(DownloadRefused) as relative:
+    with pytest.raises(Refused) as relative:
         downloader.download(not_a_url.candidate)
 
     assert http_404.value.reason == "http_404"
@@ -211,10 +210,10 @@ USABLE, REFUSED = DistributorPhoto.USABLE, DistributorPhoto.REFUSED
         (SearchMode.FALLBACK, OFFERED, SearchPlan(0, PLAN_AWAIT_DISTRIBUTOR, judge_first=True)),
         (SearchMode.FALLBACK, USABLE, SearchPlan(0, PLAN_DISTRIBUTOR_USABLE)),
         (SearchMode.FALLBACK, REFUSED, SearchPlan(5, PLAN_DISTRIBUTOR_REFUSED)),
-        (SearchMode.NEVER, ABSENT, SearchPlan(0, NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED)),
+        (SearchMode.NEVER, ABSENT, SearchPlan(0, ReasonCode.NO_DISTRIBUTOR_PHOTO_SEARCH_DISABLED)),
         (SearchMode.NEVER, OFFERED, SearchPlan(0, PLAN_SEARCH_DISABLED)),
         (SearchMode.NEVER, USABLE, SearchPlan(0, PLAN_SEARCH_DISABLED)),
-        (SearchMode.NEVER, REFUSED, SearchPlan(0, DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED)),
+        (SearchMode.NEVER, REFUSED, SearchPlan(0, ReasonCode.DISTRIBUTOR_PHOTO_REFUSED_SEARCH_DISABLED)),
     ],
 )
 def test_search_plan(mode: SearchMode, photo: DistributorPhoto, plan: SearchPlan) -> None:

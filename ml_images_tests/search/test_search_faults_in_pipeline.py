@@ -25,8 +25,8 @@ from ml_images.catalog.recorder import ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.download.safe_downloader import SafeDownloader
+from ml_images.outcomes import ProductStatus
 from ml_images.pipeline.product_pipeline import ProductImagePipeline
-from ml_images.pipeline.reports import ProductStatus
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.search.cache import SearchCache

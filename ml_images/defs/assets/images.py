@@ -64,8 +64,9 @@ from ml_images.orchestration.partitions import parse_product_key, products_parti
 from ml_images.orchestration.pictures import PictureViews, presigned_link_hours, store_kind
 from ml_images.orchestration.progress import product_done
 from ml_images.orchestration.services import build_pipeline
-from ml_images.pipeline.product_pipeline import INTERRUPTED, failure_reason_code
-from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
+from ml_images.outcomes import ProductStatus, ReasonCode
+from ml_images.pipeline.product_pipeline import failure_reason_code
+from ml_images.pipeline.reports import BatchReport, ProductReport
 
 #: Outcomes whose partition is not materialised: the product got no pictures in this run (listing in ERROR, or
 #: left pending because every candidate was unreachable).
@@ -205,7 +206,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
             if pid is None:
                 per_partition[key] = {
                     "status": ProductStatus.SKIPPED.value,
-                    "reason_code": "invalid_partition_key",
+                    "reason_code": ReasonCode.INVALID_PARTITION_KEY.value,
                     "reason": f"partition key {key!r} is not a product id",
                 }
             else:
@@ -229,10 +230,10 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
             # Dagster retries an interrupted step under a RetryPolicy; a request to stop (SIGINT/SIGTERM) must stop.
             raise Failure(
                 description=(
-                    f"{INTERRUPTED}: the run was told to stop; the products in flight released their claims "
+                    f"{ReasonCode.INTERRUPTED}: the run was told to stop; the products in flight released their claims "
                     "(recorded as interrupted), the others stay pending"
                 ),
-                metadata={"stopped_by": INTERRUPTED},
+                metadata={"stopped_by": ReasonCode.INTERRUPTED.value},
                 allow_retries=False,
             ) from exc
         context.log.info(batch.summary())

@@ -16,6 +16,7 @@ from ml_images.orchestration.config import DRY_RUN_TAG, SelectionConfig
 from ml_images.orchestration.metadata import PREVIEW_ROWS, preview_rows, preview_table
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, register_products, unregistered
 from ml_images.orchestration.services import build_selection
+from ml_images.outcomes import ReasonCode
 from ml_images.search.cost_estimate import SearchCostEstimator
 
 
@@ -93,7 +94,10 @@ def pending_image_products(
         metadata["requested_ids"] = MetadataValue.json(list(dict.fromkeys(config.product_ids)))
         metadata["requested_not_pending"] = MetadataValue.json(
             [
-                {"product_id": pid, "reason": services.selector.needs_images(pid)[1] or "cooldown_or_in_flight"}
+                {
+                    "product_id": pid,
+                    "reason": services.selector.needs_images(pid)[1] or ReasonCode.COOLDOWN_OR_IN_FLIGHT.value,
+                }
                 for pid in not_pending[:PREVIEW_ROWS]
             ]
         )
