@@ -138,6 +138,10 @@ class Refusal:
     url: str | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        # A plain str, never the enum member: Dagster's metadata serialiser accepts exact built-in types only.
+        object.__setattr__(self, "reason", str(self.reason))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -156,7 +160,7 @@ class Refused(Exception):
 
     def __init__(self, reason: str, detail: str = "", url: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = str(reason)
+        self.reason = str(reason)  # a plain str, as ``Refusal.reason``
         self.detail = detail
         self.url = url
 

@@ -102,6 +102,14 @@ class ProductReport:
     seconds: float = 0.0
     search_plan: str | None = None
 
+    def __post_init__(self) -> None:
+        # Plain str, never the ReasonCode member: the report's fields become Dagster metadata, whose serialiser
+        # accepts exact built-in types only.
+        for name in ("reason_code", "search_plan"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(value))
+
     @property
     def search_calls(self) -> int:
         return self.stats.search_calls

@@ -96,7 +96,7 @@ def pending_image_products(
             [
                 {
                     "product_id": pid,
-                    "reason": services.selector.needs_images(pid)[1] or ReasonCode.COOLDOWN_OR_IN_FLIGHT.value,
+                    "reason": str(services.selector.needs_images(pid)[1] or ReasonCode.COOLDOWN_OR_IN_FLIGHT),
                 }
                 for pid in not_pending[:PREVIEW_ROWS]
             ]
