@@ -12,7 +12,7 @@ from pathlib import Path
 from ml_images.catalog.models import ListingStatus
 from ml_images.errors import TransientError
 from ml_images.outcomes import ProductStatus
-from ml_images.pipeline.product_pipeline import CandidatesUnreachableError, failure_reason_code
+from ml_images.pipeline.failures import CandidatesUnreachableError, failure_reason_code
 from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
 from ml_images_tests.pipeline.network_faults import closed_port, resetting_server
 from ml_images_tests.pipeline.support import Catalog, ImageWeb, files_under

@@ -1,4 +1,4 @@
-"""Provider responses shaped like the real APIs (fields as documented; see reference/image-pipeline-notes.md)."""
+"""Provider responses shaped like the real APIs (fields as each provider documents them; see docs/decisions.md §1)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from ml_images.search.providers import (
     SerpApiImageSearch,
     redact_url,
 )
+from ml_images.search.providers.fields import resolution
 from ml_images.search.retry import RetryableSearchError
 
 from .payloads import (
@@ -377,7 +378,7 @@ def test_searxng_empty(httpserver: HTTPServer, session: requests.Session) -> Non
     [("1920 x 1080", (1920, 1080)), ("1920×1080", (1920, 1080)), ("640X480 px", (640, 480)), ("", (None, None))],
 )
 def test_searxng_resolution_is_free_text(text: str, expected: tuple[int | None, int | None]) -> None:
-    assert SearxngImageSearch.parse_resolution(text) == expected
+    assert resolution(text) == expected
 
 
 # --- transport failures, for every provider ---------------------------------------------------------------------

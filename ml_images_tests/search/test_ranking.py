@@ -17,15 +17,14 @@ from ml_images.catalog.models import ProductMaster
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.distributor import SourceKind, distributor_candidate, search_candidates
-from ml_images.search.ranking import (
-    CandidateRanker,
+from ml_images.search.product_profile import (
     ProductProfile,
-    RankingWeights,
     is_brand_host,
     own_model_numbers,
     product_identity,
     registrable_name,
 )
+from ml_images.search.ranking import CandidateRanker, RankingWeights
 
 SHOP = "http://127.0.0.1:8080"
 IDEAPAD = next(p for p in PRODUCTS if p.code == "NB-LEN-IP3-15ITL6")  # Lenovo IdeaPad 3 15ITL6, i5-1135G7

@@ -65,7 +65,7 @@ from ml_images.orchestration.pictures import PictureViews, presigned_link_hours,
 from ml_images.orchestration.progress import product_done
 from ml_images.orchestration.services import build_pipeline
 from ml_images.outcomes import ProductStatus, ReasonCode
-from ml_images.pipeline.product_pipeline import failure_reason_code
+from ml_images.pipeline.failures import failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport
 
 #: Outcomes whose partition is not materialised: the product got no pictures in this run (listing in ERROR, or
