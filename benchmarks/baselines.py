@@ -3,7 +3,7 @@
 * **Compute floor** — the candidates' decode, background removal (main picture only), canvas and encode, with one
   warm rembg session shared by two threads, bytes already in memory: no network, no storage, no database, no
   orchestration. Two layouts of the session: two inferences at once with one ONNX thread each (the best throughput
-  measured on 2 cores, compute-limits.md §3) and one at a time on both cores (the pipeline's default, for memory).
+  measured on 2 cores, docs/decisions.md §3) and one at a time on both cores (the pipeline's default, for memory).
   It runs the project's own ``ImageProcessorService.process_product`` (which adds the de-duplication hashes, ≈ 5 ms
   an image), so it is exactly the CPU work the pipeline cannot avoid.
 * **Sequential original flow** — what the original Celery task did per product, one product after another: a fresh
@@ -24,12 +24,13 @@ from pathlib import Path
 
 from benchmarks.harness import CpuMeter
 
-COMPUTE_LIMITS_FIRST_IMAGE_S = 0.285  # compute-limits.md: machine time of a first image (removal), 2 workers
+COMPUTE_LIMITS_FIRST_IMAGE_S = 0.285  # docs/decisions.md §10: machine time of a first image (removal), 2 workers
 COMPUTE_LIMITS_LATER_IMAGE_S = 0.029  # … and of each later image
 
 
 def reference_floor_products_per_minute(images_per_product: int) -> float:
-    """compute-limits.md's floor (800² canvas) as products/minute: 285 ms + 29 ms per later image of machine time."""
+    """The reference floor (docs/decisions.md §10, 800² canvas) in products/minute:
+    285 ms + 29 ms per later image of machine time."""
     seconds = COMPUTE_LIMITS_FIRST_IMAGE_S + COMPUTE_LIMITS_LATER_IMAGE_S * max(0, images_per_product - 1)
     return 60.0 / seconds
 

@@ -175,7 +175,7 @@ class EndToEndResult:
         reference = reference_floor_products_per_minute(cfg.candidates)
         rows.append(
             {
-                "path": "compute-limits.md floor (285 ms + 29 ms per later image, 800² canvas)",
+                "path": "reference floor (docs/decisions.md §10: 285 ms + 29 ms per later image, 800² canvas)",
                 "products/min": f"{reference:.1f}",
                 "wall s": f"{cfg.products * 60 / reference:.1f}",
                 "ratio": f"real/reference = {real.median / reference:.2f}",

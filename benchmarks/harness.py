@@ -338,10 +338,10 @@ _SHAPES = 5  # silhouettes; a product's k-th candidate uses shape k % 5, so its 
 def render_photo(size: int, seed: int, shape: int = 0) -> bytes:
     """A product-like photo: a shaded object with a highlight and a drop shadow on a striped, noisy background.
 
-    Built like compute-limits.md's test images (same size, noise and JPEG q90, so its per-image costs apply), with
-    five silhouettes (bottle, box, pair, lying can, ring) and varied backdrops (stripe direction, gradient side,
-    object placement): the candidates of one product stay far apart for the perceptual-hash de-duplication.
-    The backdrop stays light enough for the processor's dark-background check.
+    Built like the test images measured in docs/decisions.md (same size, noise and JPEG q90, so its per-image costs
+    apply), with five silhouettes (bottle, box, pair, lying can, ring) and varied backdrops (stripe direction,
+    gradient side, object placement): the candidates of one product stay far apart for the perceptual-hash
+    de-duplication. The backdrop stays light enough for the processor's dark-background check.
     """
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter

@@ -109,7 +109,7 @@ class MemoryReport:
             if peak >= MEMORY_GOAL_MB:
                 text += (
                     f" Goal missed by {peak - MEMORY_GOAL_MB:.0f} MB: bounded by the model session plus the images "
-                    "held in flight; fewer products in flight or `enable_cpu_mem_arena=False` (compute-limits.md §6, "
+                    "held in flight; fewer products in flight or `enable_cpu_mem_arena=False` (docs/decisions.md §2, "
                     "37 % slower inference) trade throughput for memory."
                 )
         return text

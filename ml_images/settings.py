@@ -1,4 +1,4 @@
-"""Configuration read from the environment (names fixed in DESIGN.md; documented in the README).
+"""Configuration read from the environment (documented in the README).
 
 ``Settings.from_env()`` is the one place that turns environment variables into typed values. Dagster
 resources receive the same variables through ``EnvVar`` (see ``ml_images.defs.resources``) and

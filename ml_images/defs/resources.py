@@ -1,6 +1,6 @@
 """Dagster resources: thin shells that build the plain services from configuration.
 
-Every field maps to an environment variable of DESIGN.md. ``default_resources()`` wires a field to an ``EnvVar``
+Every field maps to an environment variable of the README. ``default_resources()`` wires a field to an ``EnvVar``
 only when the variable is set when the code location loads; otherwise the field stays ``None`` and the service
 falls back to ``Settings.from_env()``'s default, so the CLI and the UI behave alike. ``EnvVar`` values are resolved
 at run time and shown in the UI by name, never by value, which keeps API keys out of the run config.

@@ -1,6 +1,6 @@
 """Run configuration of the assets and the tunables of the sensor and the retry policy.
 
-The selection config is part of the external contract (DESIGN.md):
+The selection config is part of the external contract (README):
 ``ops: {pending_image_products: {config: {dry_run: bool, limit: int|null, product_ids: [int]|null}}}``.
 """
 

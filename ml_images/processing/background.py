@@ -2,7 +2,7 @@
 
 Threads and memory. The pipeline processes two products at once in two threads that share one
 ``BackgroundRemover``; ONNX Runtime's ``InferenceSession.run`` is thread-safe. Two concurrent u2netp runs with one
-intra-op thread each give the best raw throughput on 2 cores (compute-limits.md §3: 3.3 first-images/s against 2.8
+intra-op thread each give the best raw throughput on 2 cores (docs/decisions.md §3: 3.3 first-images/s against 2.8
 for one run at a time with 2 threads), but every concurrent run holds its own activations, about 290 MiB for
 u2netp at 320×320 (measured here: +275 MiB for one run, +575 MiB for two). On top of the 232 MiB that
 ``import rembg`` costs, two concurrent runs peak at 830-880 MiB (870-925 MB), over the 900 MB budget of a worker
@@ -142,7 +142,7 @@ class BackgroundRemover:
         """RGBA copy of ``image`` whose alpha is the predicted mask; colours are kept (no darkened edges).
 
         Pass an already reduced copy: the model sees 320×320 whatever the input size, and everything else rembg
-        does grows with the pixel count (compute-limits.md §2).
+        does grows with the pixel count (docs/decisions.md §2).
         """
         from rembg import remove
 

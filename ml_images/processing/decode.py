@@ -1,6 +1,6 @@
 """Decoding untrusted image bytes into a normalised sRGB picture flattened on white.
 
-Order matters for safety and speed (image-pipeline-notes.md §4, compute-limits.md §4):
+Order matters for safety and speed (docs/decisions.md §4):
 
 1. open with a restricted list of decoders — only the header is parsed;
 2. refuse on the header's size: above the pixel cap (a decompression bomb is never decoded) or too small;
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF")
 WHITE = (255, 255, 255)
 
-# Errors Pillow's decoders raise on malformed input (image-pipeline-notes.md §4), plus what zlib/struct leak.
+# Errors Pillow's decoders raise on malformed input (docs/decisions.md §4), plus what zlib/struct leak.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error)
 
 _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

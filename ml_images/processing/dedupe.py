@@ -2,7 +2,7 @@
 
 The perceptual hash is taken on the finished canvas, never on the raw download: after cropping and centring on
 white, resized or re-framed copies of one photo hash to the same value while different products stay 20+ bits
-apart (image-pipeline-notes.md §6). Hashing a 4× reduced canvas gives the same hash for a fraction of the cost.
+apart (docs/decisions.md §6). Hashing a 4× reduced canvas gives the same hash for a fraction of the cost.
 """
 
 from __future__ import annotations

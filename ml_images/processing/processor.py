@@ -7,7 +7,7 @@ The main picture (the *cover*) is chosen, not assumed. Candidates are tried as c
 caller ranks them), except that a picture already on a white backdrop goes first: it is separated by a flood fill
 from its border (``studio_cutout.py``), no model, cleaner and cheaper. Any other candidate has its background
 removed by the model — shrink first, ``BackgroundRemover.remove()`` on the small copy, then the mask on the
-full-resolution crop (compute-limits.md §2: the model sees 320×320 whatever the input). Either mask is cleaned
+full-resolution crop (docs/decisions.md §2: the model sees 320×320 whatever the input). Either mask is cleaned
 (``mask_cleanup.py``) and the canvas is judged by the cover gate (``cover_gate.py``: white background, truncation,
 one object, a plausible cut-out, no text, the right product). The first candidate that passes becomes order 0;
 at most ``cover_attempts`` model runs (and as many flood fills) are spent per product. A candidate that failed

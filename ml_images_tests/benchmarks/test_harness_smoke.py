@@ -155,7 +155,7 @@ def test_end_to_end_smoke_produces_every_figure() -> None:
         "real",
         "compute",
         "compute",
-        "compute-limits.md",
+        "reference",
         "sequential",
     ]
     assert float(rows[0]["products/min"]) == pytest.approx(real.products_per_minute, abs=0.05)

@@ -25,7 +25,7 @@ def product_photo(
     background: tuple[int, int, int] | None = None,
     object_color: tuple[int, int, int] | None = None,
 ) -> Image.Image:
-    """A shaded bottle-like object with a highlight on a striped, noisy background (as in compute-limits.md)."""
+    """A shaded bottle-like object with a highlight on a striped, noisy background (docs/decisions.md)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = np.array(background, dtype=np.float32) if background is not None else rng.uniform(90, 230, 3)
