@@ -37,8 +37,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+# --cov here, not in addopts: a focused local pytest run stays fast. Settings and floor: setup.cfg.
 pytest: install model
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --cov $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
