@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -332,14 +331,3 @@ class ImageCandidateSelector:
             if has_images:
                 return False, ReasonCode.HAS_IMAGES
             return True, None
-
-
-def describe_selection(selector: ImageCandidateSelector) -> dict[str, Any]:
-    """Settings of a selection, for run metadata."""
-    product_filter = selector.product_filter
-    return {
-        "publication_rules": {category: str(threshold) for category, threshold in product_filter.rules.items()},
-        "freshness_hours": product_filter.freshness_hours,
-        "cooldown_hours": selector.cooldown_hours,
-        "claim_lease_seconds": selector.claim_lease_seconds,
-    }

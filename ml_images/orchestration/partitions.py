@@ -25,10 +25,6 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 _REGISTER_CHUNK = 1000  # the storage checks existing keys with one IN (...) per call; keep it bounded
 
 
-def product_key(product_id: int) -> str:
-    return str(product_id)
-
-
 def parse_product_key(key: str) -> int | None:
     """The product id of a partition key, or None when the key is not a positive decimal id."""
     if not key.isascii() or not key.isdigit():

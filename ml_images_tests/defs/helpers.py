@@ -30,7 +30,7 @@ from ml_images.defs.resources import (
     ImageStoreResource,
     image_store_s3_resource,
 )
-from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
+from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, PartitionBatch
 from ml_images_tests.pipeline.support import API_KEY, Catalog, ImageWeb
 
 # No backoff in tests: a transient failure is retried once, at once.
@@ -76,9 +76,8 @@ def run_selection(instance: DagsterInstance, res: Mapping[str, Any], **config: A
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:
-    if len(keys) == 1:
-        return {"dagster/partition": keys[0]}
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    """The tags of a run over ``keys`` (consecutive partitions), exactly as production launches it."""
+    return PartitionBatch(tuple(keys)).run_tags()
 
 
 def run_images(
