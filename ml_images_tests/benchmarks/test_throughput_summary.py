@@ -14,6 +14,7 @@ from benchmarks.__main__ import main
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(900)  # five real benchmark samples, on a machine other work may share
 def test_every_printed_figure_is_written_with_its_goal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "RESULTS.md"
     code = main(
@@ -47,8 +48,8 @@ def test_every_printed_figure_is_written_with_its_goal(tmp_path: Path, capsys: p
         assert f"{figure}/min" in written
 
     summary = written[written.index("## Throughput on one machine") :]
-    assert re.search(r"\| ratio real / better compute floor +\| [\d.]+ +\| (met|MISSED) \(≥ 0\.8\)", summary)
-    assert re.search(r"\| peak RSS of the run process .+ +\| \d+ MB +\| (met|MISSED) \(< 900 MB\)", summary)
-    assert re.search(r"overhead share .+\| [\d.]+ % +\| (met|MISSED) \(< 10 %\)", summary)
+    assert re.search(r"\| ratio real / better compute floor +\| [\d.]+ +\| (met|MISSED by [\d.]+) \(≥ 0\.8\)", summary)
+    assert re.search(r"\| peak RSS of the run process .+ +\| \d+ MB +\| (met|MISSED by \d+ MB) \(< 900 MB\)", summary)
+    assert re.search(r"overhead share .+\| [\d.]+ % +\| (met|MISSED by [\d.]+ points) \(< 10 %\)", summary)
     assert re.search(r"load average [\d.]+, [\d.]+, [\d.]+ at the start, [\d.]+, [\d.]+, [\d.]+ at the end", summary)
     assert re.search(r"_\d{4}-\d\d-\d\d \d\d:\d\d UTC · Linux", summary)  # the date and the machine
