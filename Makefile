@@ -2,7 +2,8 @@
 #   make demo   whole pipeline end to end on the embedded default (SQLite + local folder + fixture search)
 #   make test   lint, format check, types, pytest
 #   make dev    Dagster UI on the same embedded default
-#   make bench  benchmarks, including partitions at scale (appends to benchmarks/RESULTS.md)
+#   make bench  benchmarks, including partitions at scale (appends every table it prints to benchmarks/RESULTS.md;
+#               BENCH_ARGS passes options, e.g. BENCH_ARGS='--only end_to_end --only overhead --only memory')
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -52,7 +53,7 @@ dev: install model
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 bench: install model
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.partition_scale
 
 clean:

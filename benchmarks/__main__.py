@@ -9,17 +9,24 @@ appending it (dated, with the machine) to ``benchmarks/RESULTS.md``.
    an RGBA PNG or a JPEG just under its format's decode cap; ``decode_memory.py``).
 6. picture quality (issue 14: cut-outs against ground truth, the cover gate's precision and recall, its cost).
 
+After 1, 2 and 4: the throughput summary (issue 16, ``throughput_summary.py``): products/min, the compute floor,
+their ratio, the overhead share and the peak RSS with their goals, every repeat's sample, the machine, the date and
+its load. Every table and note printed is appended as printed (``--results-file`` elsewhere, ``--no-append`` not).
+
 Quick check: ``python -m benchmarks --products 20 --repeats 1 --selection-products 20000 --no-append``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmarks.harness import load_average, machine_description, postgres_admin_url, wait_until_idle
+from benchmarks.results import RESULTS_PATH
 
 BENCHMARKS = ("end_to_end", "overhead", "selection", "memory", "decode_memory", "picture_quality")
 
@@ -37,14 +44,16 @@ def format_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def emit(title: str, rows: list[dict[str, str]], *, append: bool, notes: str | None = None) -> None:
+def emit(title: str, rows: list[dict[str, str]], *, append: bool | Path | None, notes: str | None = None) -> None:
+    """Prints a table and appends the same table and notes to ``append`` (True: RESULTS.md; False or None: not
+    kept), so that what is printed is what is kept."""
     print(f"\n## {title}\n\n{format_table(rows)}\n", flush=True)
     if notes:
         print(notes + "\n", flush=True)
-    if append:
+    if append is not None and append is not False:
         from benchmarks.results import append_results
 
-        append_results(title, rows, notes=notes)
+        append_results(title, rows, notes=notes, path=RESULTS_PATH if append is True else append)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -92,6 +101,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="an end-to-end sample taken while other processes used more CPU is measured again (default 0.25)",
     )
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    parser.add_argument(
+        "--results-file",
+        type=Path,
+        default=RESULTS_PATH,
+        metavar="PATH",
+        help="append to this file instead of benchmarks/RESULTS.md (picture quality always writes RESULTS.md)",
+    )
     args = parser.parse_args(argv)
     if (
         min(
@@ -111,12 +127,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     selected = set(args.only or BENCHMARKS)
-    append = not args.no_append
+    append = None if args.no_append else args.results_file
     if args.wait_quiet > 0:
         print(f"waiting up to {args.wait_quiet:.0f} s for a quiet machine…", flush=True)
         wait_until_idle(timeout_s=args.wait_quiet)
     print(f"machine: {machine_description()}; load average {load_average():.2f}", flush=True)
     started = time.perf_counter()
+    load_at_start = os.getloadavg()
+    per_event = 0.0
 
     e2e = None
     if selected & {"end_to_end", "overhead", "memory"}:
@@ -186,6 +204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes=memory.notes(),
         )
 
+    if e2e is not None and e2e.real:
+        from benchmarks.throughput_summary import MachineLoad, busy_note, summary_rows
+
+        load = MachineLoad(start=load_at_start, end=os.getloadavg())
+        emit(
+            f"Throughput on one machine — {args.products} products × {args.candidates} candidates, batch "
+            f"{args.batch_size}, {len(e2e.real)} repeat(s), medians (min–max)",
+            summary_rows(e2e, load, per_event_write_s=per_event),
+            append=append,
+            notes=busy_note(e2e, load),
+        )
+
     if "decode_memory" in selected:
         from benchmarks import decode_memory
 
@@ -202,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.picture_quality import run as run_picture_quality
 
         print("\n[6] picture quality: labelled covers, today's cut-outs vs the new ones, the cover gate", flush=True)
-        run_picture_quality(append=append)
+        run_picture_quality(append=append is not None)
 
     print(f"\nbenchmarks finished in {time.perf_counter() - started:.0f} s", flush=True)
     return 0

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -88,13 +89,16 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def _die_with_parent() -> None:
-    """In a child before exec: SIGTERM when the process that started it dies, so a killed benchmark leaves no
-    server or pipeline process behind (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere)."""
-    import ctypes
+def _die_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the process that started it dies, so a killed benchmark leaves no
+    server or pipeline process behind: util-linux's ``setpriv --pdeathsig`` sets it and execs the command (same
+    process, so wait4's figures are the command's); unchanged where ``setpriv`` is missing.
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    Not a ``preexec_fn``: that makes ``subprocess`` fork instead of vfork, and the fork runs the parent's atfork
+    handlers (gRPC's, once Dagster has started its threads), which can block the child before its exec for good.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 # ------------------------------------------------------------------------------------------------- S3 (moto)
@@ -111,11 +115,10 @@ class MotoS3Server:
 
     def __enter__(self) -> MotoS3Server:
         self._process = subprocess.Popen(
-            [venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            _die_with_parent([venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + self._startup_timeout_s
         while time.monotonic() < deadline:
@@ -598,13 +601,12 @@ def _run_monitored_here(
         started_at = time.time()
         t0 = time.perf_counter()
         process = subprocess.Popen(
-            list(argv),
+            _die_with_parent(argv),
             env=dict(env),
             cwd=cwd,
             stdout=out,
             stderr=err,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         peaks: dict[int, ProcessPeak] = {}
         deadline = t0 + timeout_s

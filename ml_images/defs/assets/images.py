@@ -50,6 +50,7 @@ from ml_images.orchestration.config import (
     IMAGE_SEARCH_POOL,
     NO_PICTURES_KEY,
     ProductImagesConfig,
+    SensorSettings,
     transient_retry_policy,
 )
 from ml_images.orchestration.metadata import (
@@ -180,7 +181,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         kinds={"python", store_kind()},
         output_required=False,
         partitions_def=products_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=SensorSettings.from_env().batch_size),
         deps=[pending_image_products],
         pool=IMAGE_SEARCH_POOL,
         retry_policy=retry_policy,
