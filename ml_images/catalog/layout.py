@@ -88,6 +88,20 @@ class CatalogLayout:
         m = self.models
         return m.ImageDetail.storage_key if self.is_django else m.ProductImage.storage_key
 
+    def picture_rows(self) -> sa.Select[Any]:
+        """Every picture row as (product_id, order, storage_key, created_at), whichever table holds each column.
+
+        On a Django catalog the key and the time come from the project's ``ml_images_image`` (None for a picture
+        the project did not write)."""
+        m = self.models
+        image = m.ProductImage
+        if not self.is_django:
+            return sa.select(image.product_id, image.order, image.storage_key, image.created_at)
+        detail = m.ImageDetail
+        return sa.select(image.product_id, image.order, detail.storage_key, detail.created_at).outerjoin_from(
+            image, detail, detail.product_image_id == image.id
+        )
+
     def describe(self) -> str:
         if self.is_django:
             return f"django (app {self.app_label}: tables {', '.join(self.shop_tables)})"

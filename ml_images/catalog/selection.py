@@ -19,7 +19,7 @@ from sqlalchemy.orm import QueryableAttribute, Session, aliased, joinedload, sel
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ml_images.catalog.db import translate_connection_errors
-from ml_images.catalog.layout import CatalogModels, models_of
+from ml_images.catalog.layout import CatalogLayout, CatalogModels, layout_of
 from ml_images.catalog.models import AttemptOutcome, ProductMaster, utcnow
 from ml_images.catalog.rules import PublicationRules
 
@@ -67,7 +67,8 @@ class MercadoLibreFilter:
         if freshness_hours < 0:
             raise ValueError(f"freshness_hours must be >= 0, got {freshness_hours}")
         self.session_factory = session_factory
-        self.models: CatalogModels = models_of(session_factory)
+        self.layout: CatalogLayout = layout_of(session_factory)
+        self.models: CatalogModels = self.layout.models
         self.rules = rules
         self.freshness_hours = freshness_hours
         self.now = now

@@ -13,6 +13,7 @@ metadata lists every product checked and its problems.
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from dagster import (
@@ -27,6 +28,7 @@ from dagster import (
 )
 from PIL import Image, UnidentifiedImageError
 
+from ml_images.catalog.layout import layout_of
 from ml_images.catalog.models import ProductImage
 from ml_images.defs.resources import CatalogDatabaseResource, ImageStoreResource
 from ml_images.errors import StorageUnavailableError
@@ -56,7 +58,7 @@ class ProductCheck:
 
 
 def check_product_images(
-    rows: Sequence[ProductImage], store: ImageStore, canvas_size: int, product_id: int
+    rows: Sequence[ProductImage] | Sequence[Any], store: ImageStore, canvas_size: int, product_id: int
 ) -> ProductCheck:
     """Checks one product's rows (already ordered by ``order``) and their objects."""
     result = ProductCheck(product_id=product_id, images=len(rows))
@@ -106,26 +108,27 @@ def stored_images_are_valid(
     store = image_store.build_store(settings)
     session_factory = catalog.session_factory()
     product_ids = _run_product_ids(context)
+    # The picture rows as (product_id, order, storage_key, created_at), on either catalog layout.
+    pictures = layout_of(session_factory).picture_rows().subquery()
     with session_factory() as session:
         if product_ids is None:
             recent = (
-                sa.select(ProductImage.product_id)
-                .group_by(ProductImage.product_id)
-                .order_by(sa.func.max(ProductImage.created_at).desc())
+                sa.select(pictures.c.product_id)
+                .group_by(pictures.c.product_id)
+                .order_by(sa.func.max(pictures.c.created_at).desc())
                 .limit(RECENT_PRODUCTS)
             )
             product_ids = list(session.scalars(recent))
         rows = (
-            session.scalars(
-                sa.select(ProductImage)
-                .where(ProductImage.product_id.in_(product_ids))
-                .order_by(ProductImage.product_id, ProductImage.order)
+            session.execute(
+                sa.select(pictures)
+                .where(pictures.c.product_id.in_(product_ids))
+                .order_by(pictures.c.product_id, pictures.c.order)
             ).all()
             if product_ids
             else []
         )
-        session.expunge_all()
-    by_product: dict[int, list[ProductImage]] = {pid: [] for pid in product_ids}
+    by_product: dict[int, list[Any]] = {pid: [] for pid in product_ids}
     for row in rows:
         by_product[row.product_id].append(row)
     results = [check_product_images(by_product[pid], store, settings.canvas_size, pid) for pid in product_ids]
