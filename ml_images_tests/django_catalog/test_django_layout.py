@@ -263,3 +263,45 @@ def test_a_picture_row_django_deleted_no_longer_holds_its_object(migrated: tuple
     catalog.ProductImage.objects.all().delete()
     assert recorder.referenced_keys([shared.storage_key]) == set()
     assert recorder.existing_storage_keys(first.pk) == []
+
+
+def test_suggest_indexes_prints_statements_and_changes_nothing(
+    migrated: tuple[DjangoCatalog, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, sessions = migrated
+    for n in range(5):
+        _product(catalog, f"D{n}")
+    before = catalog.schema_snapshot()
+
+    assert _run("db", "suggest-indexes") == 0
+    out = capsys.readouterr().out
+    assert "pending query: " in out
+    assert "on 5 products (within the 1 s budget)" in out
+    assert "no index to suggest" in out
+    assert _run("db", "suggest-indexes", "--always") == 0
+    out = capsys.readouterr().out
+    statement = next(line for line in out.splitlines() if line.startswith("CREATE INDEX"))
+    if catalog.vendor == "postgresql":
+        assert statement.startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS ")
+        assert "ON aiecommerce_productmaster (last_updated, id) INCLUDE (category, price)" in statement
+    assert statement.endswith("WHERE is_for_mercadolibre AND is_active;") or statement.endswith(
+        "WHERE is_for_mercadolibre = 1 AND is_active = 1;"
+    )
+    assert schema_changes(before, catalog.schema_snapshot()) == []
+
+    # A query over its budget gets the statement; once the DBA ran it, nothing more is suggested.
+    from ml_images.catalog.index_advice import advise
+
+    selector = ImageCandidateSelector(MercadoLibreFilter(sessions, DEFAULT_PUBLICATION_RULES))
+    advice = advise(selector, sessions, budget=0.0)
+    assert advice.statements == [statement]
+    engine = sa.create_engine(catalog.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+    assert advise(selector, sessions, budget=0.0).statements == []
+    assert selector.pending_product_ids() == [
+        p.pk for p in catalog.ProductMaster.objects.order_by("last_updated", "id")
+    ]
