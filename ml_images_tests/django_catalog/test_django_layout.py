@@ -305,3 +305,37 @@ def test_suggest_indexes_prints_statements_and_changes_nothing(
     assert selector.pending_product_ids() == [
         p.pk for p in catalog.ProductMaster.objects.order_by("last_updated", "id")
     ]
+
+
+def test_catalog_load_writes_the_django_product_table(
+    migrated: tuple[DjangoCatalog, Any], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ml_images.cli import catalog_command
+
+    catalog, _sessions = migrated
+    before = catalog.schema_snapshot()
+    existing = _product(catalog, "E1", price=Decimal("1.00"))
+    rows = [
+        {"code": "E1", "price": "1999.90", "stock_principal": "12"},
+        {"code": "E2", "category": "MONITOR", "price": "10", "is_for_mercadolibre": True, "gtin_source": "upc"},
+        {"code": "E3", "seo_title": "x" * 61},
+    ]
+    path = tmp_path / "products.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+
+    parser = argparse.ArgumentParser(prog="ml-images")
+    catalog_command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["catalog", "load", str(path), "--partial"])
+    assert int(args.handler(args)) == 0
+    out = capsys.readouterr()
+    assert "seo_title is longer than 60 characters" in out.out + out.err
+
+    existing.refresh_from_db()
+    assert (existing.price, existing.stock_principal) == (Decimal("1999.90"), "12")
+    loaded = catalog.ProductMaster.objects.get(code="E2")
+    assert (loaded.is_active, loaded.is_for_mercadolibre, loaded.gtin_source) == (True, True, "upc")
+    assert loaded.last_updated is not None
+    assert not catalog.ProductMaster.objects.filter(code="E3").exists()
+    assert schema_changes(before, catalog.schema_snapshot()) == []
