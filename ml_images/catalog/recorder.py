@@ -1,5 +1,8 @@
 """The "record" step: claims, attempts, ``product_image`` rows and the listing status, one transaction each.
 
+(Longer than the project's ~300 lines: one class whose methods share the claim's conditional-finish rule; the
+picture-row helpers at the end could move to a module of their own.)
+
 A claim is an unfinished ``image_fetch_attempt`` row; the partial unique index ``uq_image_fetch_attempt_in_flight``
 lets only one exist per product, so two overlapping runs can never both write a product's images. Every method
 that finishes an attempt does so with a conditional UPDATE first (``... WHERE finished_at IS NULL``): if the claim
