@@ -4,7 +4,7 @@ Columns are the product table's own (except ``id``): ``product_master``'s, or on
 (``ML_IMAGES_CATALOG_LAYOUT=django``) those of ``{app_label}_productmaster`` with their lengths; ``code`` is
 required and is the upsert key. Every row is checked before anything is written. By default one bad row rejects
 the whole file (nothing written, every bad row reported with its line number); ``partial=True`` writes the good
-rows and lists the rejected ones.
+rows and lists the rejected ones. (Over ~300 lines: reading, checking and writing share one set of column rules.)
 
 Values: booleans accept true/false/1/0/yes/no; ``price`` is a decimal with at most 2 decimal places; ``specs`` is a
 JSON object (in CSV, a JSON string); ``last_updated`` is ISO 8601 (naive means UTC). An empty CSV cell is NULL; for
