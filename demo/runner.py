@@ -48,7 +48,7 @@ from demo.sample_catalog import (
 from demo.status import collect_status
 from demo.summary import format_summary
 from ml_images.catalog.db import create_catalog_engine, make_session_factory
-from ml_images.catalog.models import ProductImage, ProductMaster
+from ml_images.catalog.layout import CatalogLayout, layout_of, models_of
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.settings import Settings
@@ -125,6 +125,25 @@ def generate_photos(photos_dir: Path, say: Say = _say) -> dict[str, Path]:
     return paths
 
 
+def seed_django_tables(settings: Settings, say: Say = _say) -> None:
+    """With ``ML_IMAGES_CATALOG_LAYOUT=django`` and no Django tables yet, create Django-shaped ones (demo only).
+
+    A shop's own tables come from its Django ``migrate``; these have the same names, columns and NOT NULLs (no
+    server defaults, as Django makes them), so the demo runs the django layout without a Django installation.
+    """
+    layout = CatalogLayout(settings.catalog_layout, settings.django_app_label)
+    if not layout.is_django:
+        return
+    engine = create_catalog_engine(settings.database_url, layout)
+    try:
+        missing = [t for t in layout.shop_tables if t not in sa.inspect(engine).get_table_names()]
+        if missing:
+            say(f"Django layout: creating Django-shaped demo tables {', '.join(layout.shop_tables)}")
+            layout.models.shop_metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 def _cli(argv: Sequence[str]) -> int:
     from ml_images.cli import main as cli_main
 
@@ -134,14 +153,16 @@ def _cli(argv: Sequence[str]) -> int:
 def seed_catalog(factory: sessionmaker[Session], demo_dir: Path, photo_paths: dict[str, Path], say: Say = _say) -> bool:
     """Load the sample catalog unless one of its products is already there; True when it loaded."""
     codes = [p.code for p in PRODUCTS]
+    product = models_of(factory).ProductMaster
     with factory() as session:
-        present = session.scalar(sa.select(sa.func.count()).where(ProductMaster.code.in_(codes))) or 0
+        present = session.scalar(sa.select(sa.func.count()).where(product.code.in_(codes))) or 0
     if present:
         say(f"Sample catalog already loaded ({present} of {len(codes)} products): kept as it is, not reloaded.")
         return False
     now = datetime.now(UTC)
     catalog_file = demo_dir / "catalog.jsonl"
-    catalog_file.write_text(write_jsonl(PRODUCTS, now), encoding="utf-8")
+    seo_title_max = product.__table__.c.seo_title.type.length or 120
+    catalog_file.write_text(write_jsonl(PRODUCTS, now, seo_title_max), encoding="utf-8")
     say(f"Loading the sample catalog ({len(PRODUCTS)} products) from {catalog_file}")
     code = _cli(["catalog", "load", str(catalog_file)])
     if code != 0:
@@ -152,8 +173,8 @@ def seed_catalog(factory: sessionmaker[Session], demo_dir: Path, photo_paths: di
     return True
 
 
-def write_jsonl(products: Sequence[DemoProduct], now: datetime) -> str:
-    return "".join(json.dumps(p.row(now), ensure_ascii=False) + "\n" for p in products)
+def write_jsonl(products: Sequence[DemoProduct], now: datetime, seo_title_max: int = 120) -> str:
+    return "".join(json.dumps(p.row(now, seo_title_max), ensure_ascii=False) + "\n" for p in products)
 
 
 def add_existing_image(factory: sessionmaker[Session], product: DemoProduct, photo: Path, folder: Path) -> None:
@@ -165,23 +186,19 @@ def add_existing_image(factory: sessionmaker[Session], product: DemoProduct, pho
     buf = io.BytesIO()
     picture.save(buf, "JPEG", quality=90)
     target.write_bytes(buf.getvalue())
+    layout = layout_of(factory)
+    ProductMaster, ProductImage = layout.models.ProductMaster, layout.models.ProductImage
     with factory() as session, session.begin():
         pm = session.scalar(sa.select(ProductMaster).where(ProductMaster.code == product.code))
         if pm is None:
             raise RuntimeError(f"{product.code} was not loaded")
         has = session.scalar(sa.select(sa.func.count()).where(ProductImage.product_id == pm.id)) or 0
         if not has:
-            session.add(
-                ProductImage(
-                    product_id=pm.id,
-                    url=target.as_uri(),
-                    order=0,
-                    is_processed=True,
-                    width=1200,
-                    height=1200,
-                    background_removed=False,
-                )
-            )
+            # A Django picture row has these columns only (every NOT NULL one given: Django keeps its defaults).
+            row: dict[str, object] = {"product_id": pm.id, "url": target.as_uri(), "order": 0, "is_processed": True}
+            if not layout.is_django:
+                row.update(width=1200, height=1200, background_removed=False)
+            session.add(ProductImage(**row))
 
 
 def run_fetch(env: MutableMapping[str, str], say: Say = _say) -> int:
@@ -211,6 +228,8 @@ def main(env: MutableMapping[str, str] | None = None) -> int:
     _say(f"ml_images demo — ML_IMAGES_HOME={home}  DAGSTER_HOME={dagster_home}")
     photo_paths = generate_photos(photos_dir)
 
+    if (env.get("ML_IMAGES_CATALOG_LAYOUT") or "").strip().lower() == "django":
+        seed_django_tables(Settings.from_env(env))
     code = _cli(["db", "upgrade"])
     if code != 0:
         return code

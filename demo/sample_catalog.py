@@ -81,8 +81,10 @@ class DemoProduct:
     def model_name(self) -> str | None:
         return str(self.specs["model"]) if self.specs and "model" in self.specs else None
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        """One JSON Lines record for ``ml-images catalog load`` (product_master columns)."""
+    def row(self, now: datetime, seo_title_max: int = 120) -> dict[str, Any]:
+        """One JSON Lines record for ``ml-images catalog load`` (product_master columns).
+
+        ``seo_title_max``: the catalog's ``seo_title`` length (60 in a Django catalog's table)."""
         return {
             "code": self.code,
             "sku": self.sku,
@@ -97,7 +99,7 @@ class DemoProduct:
             "normalized_name": self.normalized_name,
             "model_name": self.model_name,
             "gtin": self.gtin,
-            "seo_title": self.seo_title or self.description[:120],
+            "seo_title": (self.seo_title or self.description)[:seo_title_max],
         }
 
 

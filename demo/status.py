@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -20,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from demo.sample_catalog import DemoProduct
-from ml_images.catalog.models import ImageDetail, ImageFetchAttempt, MercadoLibreListing, ProductImage, ProductMaster
+from ml_images.catalog.layout import layout_of
+from ml_images.catalog.models import ProductImage, ProductMaster
 from ml_images.catalog.rules import normalize_category
 from ml_images.catalog.selection import MercadoLibreFilter
 from ml_images.outcomes import Refusal
@@ -121,6 +123,13 @@ def _local_path(image: ProductImage, store_root: Path | None) -> Path | None:
     return None
 
 
+def _picture_of(row: Any, detail: Any) -> Any:
+    fields = ("storage_key", "width", "height", "source_url", "created_at")
+    values = {name: getattr(detail, name, None) for name in fields}
+    values["background_removed"] = bool(getattr(detail, "background_removed", False))
+    return SimpleNamespace(id=row.id, order=row.order, url=row.url, product_id=row.product_id, **values)
+
+
 def _refusals(raw: Any) -> list[Refusal]:
     if isinstance(raw, str):
         try:
@@ -150,10 +159,14 @@ def collect_status(
     """
     codes = [p.code for p in products]
     statuses: list[ProductStatus] = []
+    layout = layout_of(session_factory)
+    m = layout.models
+    ProductMaster, ProductImage, ImageDetail = m.ProductMaster, m.ProductImage, m.ImageDetail
+    ImageFetchAttempt, MercadoLibreListing = m.ImageFetchAttempt, m.MercadoLibreListing
     with session_factory() as session:
         rows = {pm.code: pm for pm in session.scalars(sa.select(ProductMaster).where(ProductMaster.code.in_(codes)))}
         ids = [pm.id for pm in rows.values()]
-        images: dict[int, list[ProductImage]] = {}
+        images: dict[int, list[Any]] = {}
         for image in session.scalars(
             sa.select(ProductImage).where(ProductImage.product_id.in_(ids)).order_by(ProductImage.order)
         ):
@@ -199,10 +212,12 @@ def collect_status(
                 status.cover_report = attempt.cover_report
             listing = listings.get(pm.id)
             if listing is not None:
-                status.listing_status = listing.status.value if listing.status is not None else None
+                status.listing_status = str(listing.status) if listing.status is not None else None
                 status.sync_error = listing.sync_error
-            for image in images.get(pm.id, []):
-                detail = details.get(image.id)
+            for row in images.get(pm.id, []):
+                detail = details.get(row.id)
+                # On a Django catalog the picture row holds url and order only; the rest is in the detail.
+                image = _picture_of(row, detail) if layout.is_django else row
                 status.stored.append(
                     StoredImage(
                         order=image.order,

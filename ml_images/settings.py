@@ -8,6 +8,7 @@ fall back to these defaults when a variable is unset, so the CLI and the UI beha
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,27 @@ def parse_host_list(raw: str | None, name: str = "ML_IMAGES_ALLOWED_PRIVATE_HOST
     return frozenset(entries)
 
 
+CATALOG_LAYOUTS = ("standalone", "django")
+_APP_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def parse_catalog_layout(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(layout, Django app label) from ``ML_IMAGES_CATALOG_LAYOUT`` and ``ML_IMAGES_DJANGO_APP_LABEL``."""
+    env = os.environ if env is None else env
+    layout = (_get(env, "ML_IMAGES_CATALOG_LAYOUT") or "standalone").lower()
+    if layout not in CATALOG_LAYOUTS:
+        raise ConfigurationError(
+            f"ML_IMAGES_CATALOG_LAYOUT must be one of {', '.join(CATALOG_LAYOUTS)}, got {layout!r}"
+        )
+    label = _get(env, "ML_IMAGES_DJANGO_APP_LABEL") or "aiecommerce"
+    # The label becomes part of table names in SQL: an identifier only.
+    if not _APP_LABEL.fullmatch(label):
+        raise ConfigurationError(
+            f"ML_IMAGES_DJANGO_APP_LABEL must be a Django app label (letters, digits, _), got {label!r}"
+        )
+    return layout, label
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -168,6 +190,8 @@ class Settings:
     search_rate_limit: float | None = None  # requests per second; None: the provider's default (DEFAULT_RATES)
     search_fallback: str | None = None
     search_fallback_endpoint: str | None = None
+    catalog_layout: str = "standalone"  # ML_IMAGES_CATALOG_LAYOUT: "standalone" or "django"
+    django_app_label: str = "aiecommerce"  # ML_IMAGES_DJANGO_APP_LABEL: prefix of the Django tables
 
     def rate_limit_for(self, provider: str) -> float:
         """``ML_IMAGES_SEARCH_RATE_LIMIT`` when set (it applies to each provider in use), else the provider's
@@ -208,6 +232,7 @@ class Settings:
         database_url = _get(env, "ML_IMAGES_DATABASE_URL")
         rules = _get(env, RULES_ENV_VAR)
         parse_publication_rules(rules)  # a malformed value stops every command at once, naming the variable
+        layout, app_label = parse_catalog_layout(env)
         return cls(
             home=home,
             database_url=check_database_url(database_url) if database_url else default_database_url(home),
@@ -244,4 +269,6 @@ class Settings:
             search_fallback_endpoint=_get(env, "ML_IMAGES_SEARCH_FALLBACK_ENDPOINT"),
             cover_policy=cover_policy,
             cover_attempts=_integer(env, "ML_IMAGES_COVER_ATTEMPTS", 3),
+            catalog_layout=layout,
+            django_app_label=app_label,
         )

@@ -6,18 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from ml_images.catalog.db import translate_connection_errors
-from ml_images.catalog.models import (
-    ImageFetchAttempt,
-    ListingStatus,
-    MercadoLibreListing,
-    ProductImage,
-    ProductMaster,
-)
+from ml_images.catalog.models import ListingStatus
 from ml_images.catalog.selection import ImageCandidateSelector
 from ml_images.outcomes import ProductStatus
 
@@ -67,12 +62,18 @@ class CoverageReporter:
         self.now = now or selector.product_filter.now
 
     def report(self) -> CoverageReport:
+        m = self.selector.models
+        ProductMaster, ImageFetchAttempt, MercadoLibreListing = (
+            m.ProductMaster,
+            m.ImageFetchAttempt,
+            m.MercadoLibreListing,
+        )
         eligible = self.selector.product_filter.eligible_condition()
         no_images = self.selector.has_no_images_condition()
         cooling = ~self.selector.not_cooling_down_condition()
         now = self.now()
         day, week = now - timedelta(days=1), now - timedelta(days=7)
-        latest = self._latest_attempts()
+        latest = self._latest_attempts(ImageFetchAttempt)
 
         def count(*conditions: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
             return sa.select(sa.func.count()).select_from(ProductMaster).where(*conditions).scalar_subquery()
@@ -87,8 +88,8 @@ class CoverageReporter:
             sa.select(sa.func.coalesce(sa.func.sum(ImageFetchAttempt.search_calls), 0))
             .where(ImageFetchAttempt.started_at >= week)
             .scalar_subquery(),
-            sa.select(sa.func.count()).where(ProductImage.created_at >= day).scalar_subquery(),
-            sa.select(sa.func.count()).where(ProductImage.created_at >= week).scalar_subquery(),
+            self._stored_since(day),
+            self._stored_since(week),
         )
         reason = sa.func.coalesce(latest.c.reason_code, OTHER_ERROR)
         errors = (
@@ -154,8 +155,21 @@ class CoverageReporter:
             attention=rows,
         )
 
+    def _stored_since(self, since: datetime) -> sa.ScalarSelect[int]:
+        """Pictures stored since then: on a Django catalog, those the project recorded whose row still exists."""
+        m = self.selector.models
+        if not self.selector.product_filter.layout.is_django:
+            return sa.select(sa.func.count()).where(m.ProductImage.created_at >= since).scalar_subquery()
+        return (
+            sa.select(sa.func.count())
+            .select_from(m.ImageDetail)
+            .join(m.ProductImage, m.ProductImage.id == m.ImageDetail.product_image_id)
+            .where(m.ImageDetail.created_at >= since)
+            .scalar_subquery()
+        )
+
     @staticmethod
-    def _latest_attempts() -> sa.Subquery:
+    def _latest_attempts(ImageFetchAttempt: Any) -> sa.Subquery:
         """Each product's latest finished attempt (outcome, reason, when)."""
         attempt = aliased(ImageFetchAttempt)
         newest = sa.select(sa.func.max(attempt.id)).where(attempt.finished_at.is_not(None)).group_by(attempt.product_id)

@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ml_images.catalog.layout import CatalogLayout, layout_of, register_layout
 from ml_images.catalog.rules import SQLITE_FUNCTION_NAME, normalize_category
 from ml_images.errors import CatalogUnavailableError, ConfigurationError, SchemaNotMigratedError
 from ml_images.settings import check_database_url, ensure_writable_folder
@@ -83,13 +84,20 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     dbapi_connection.create_function(SQLITE_FUNCTION_NAME, 1, normalize_category, deterministic=True)
 
 
-def create_catalog_engine(url: str) -> sa.Engine:
+def create_catalog_engine(url: str, layout: CatalogLayout | None = None) -> sa.Engine:
     """An engine for the catalog: SQLite (folder created, pragmas set) or PostgreSQL (pre-ping, connect timeout).
 
+    The engine carries its layout (``layout_of``): the one given, else ``ML_IMAGES_CATALOG_LAYOUT``'s.
     A URL SQLAlchemy cannot use, a missing driver or a SQLite folder that cannot be written is a
     ``ConfigurationError`` (said once, clearly), not a driver traceback on the first query.
     """
     parsed = _resolve_postgres_driver(make_url(check_database_url(url, "the catalog database URL")))
+    engine = _create_engine(parsed)
+    register_layout(engine, layout or CatalogLayout.from_env())
+    return engine
+
+
+def _create_engine(parsed: URL) -> sa.Engine:
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
@@ -177,9 +185,11 @@ def translate_connection_errors(url: str | URL | None) -> Iterator[None]:
         raise CatalogUnavailableError(describe_db_error(exc, url)) from None
 
 
-def _alembic_config() -> Config:
+def _alembic_config(layout: CatalogLayout | None = None) -> Config:
+    layout = layout or CatalogLayout()
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(layout.migrations_dir))
+    config.attributes["version_table"] = layout.version_table
     return config
 
 
@@ -197,7 +207,10 @@ def _engine_for(url_or_engine: str | sa.Engine) -> Iterator[sa.Engine]:
 
 def _run_alembic(url_or_engine: str | sa.Engine, action: str, revision: str) -> None:
     with _engine_for(url_or_engine) as engine, translate_connection_errors(engine.url), engine.begin() as connection:
-        config = _alembic_config()
+        layout = layout_of(engine)
+        if layout.is_django:
+            _require_django_tables(connection, layout)
+        config = _alembic_config(layout)
         config.attributes["connection"] = connection
         if action == "upgrade":
             command.upgrade(config, revision)
@@ -215,8 +228,20 @@ def downgrade_schema(url_or_engine: str | sa.Engine, revision: str) -> None:
     _run_alembic(url_or_engine, "downgrade", revision)
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+def _require_django_tables(connection: sa.Connection, layout: CatalogLayout) -> None:
+    # This project never creates the Django tables: without them there is no catalog to work on.
+    present = set(sa.inspect(connection).get_table_names())
+    missing = [table for table in layout.shop_tables if table not in present]
+    if missing:
+        raise SchemaNotMigratedError(
+            f"the Django tables {', '.join(missing)} are missing (ML_IMAGES_CATALOG_LAYOUT=django, "
+            f"ML_IMAGES_DJANGO_APP_LABEL={layout.app_label}): run the Django app's own `migrate` first, or check "
+            "the app label"
+        )
+
+
+def head_revision(layout: CatalogLayout | None = None) -> str:
+    head = ScriptDirectory.from_config(_alembic_config(layout)).get_current_head()
     if head is None:  # only possible if the migrations folder was not shipped
         raise RuntimeError(f"no Alembic revision found in {MIGRATIONS_DIR}")
     return head
@@ -224,22 +249,28 @@ def head_revision() -> str:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision recorded in the database, or None when it was never migrated."""
+    version_table = layout_of(engine).version_table
     with translate_connection_errors(engine.url), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": version_table})
+        return context.get_current_revision()
 
 
 def ensure_schema_current(engine: sa.Engine) -> None:
     """Refuses to go on unless the catalog is reachable and migrated to the revision this code expects."""
     where = safe_url(engine.url)
+    layout = layout_of(engine)
+    if layout.is_django:
+        with translate_connection_errors(engine.url), engine.connect() as connection:
+            _require_django_tables(connection, layout)
     current = current_revision(engine)
-    head = head_revision()
+    head = head_revision(layout)
     if current == head:
         return
     if current is None:
         raise SchemaNotMigratedError(
             f"the catalog database at {where} has no schema yet; run `{UPGRADE_COMMAND}` to create it"
         )
-    known = {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    known = {script.revision for script in ScriptDirectory.from_config(_alembic_config(layout)).walk_revisions()}
     if current not in known:
         raise SchemaNotMigratedError(
             f"the catalog database at {where} is at revision {current!r}, which this version of ml_images does not "

@@ -1,8 +1,10 @@
 """Loads products into ``product_master`` from JSON Lines or CSV (``ml-images catalog load FILE``).
 
-Columns are ``product_master``'s own (except ``id``); ``code`` is required and is the upsert key. Every row is
-checked before anything is written. By default one bad row rejects the whole file (nothing written, every bad row
-reported with its line number); ``partial=True`` writes the good rows and lists the rejected ones.
+Columns are the product table's own (except ``id``): ``product_master``'s, or on a Django catalog
+(``ML_IMAGES_CATALOG_LAYOUT=django``) those of ``{app_label}_productmaster`` with their lengths; ``code`` is
+required and is the upsert key. Every row is checked before anything is written. By default one bad row rejects
+the whole file (nothing written, every bad row reported with its line number); ``partial=True`` writes the good
+rows and lists the rejected ones. (Over ~300 lines: reading, checking and writing share one set of column rules.)
 
 Values: booleans accept true/false/1/0/yes/no; ``price`` is a decimal with at most 2 decimal places; ``specs`` is a
 JSON object (in CSV, a JSON string); ``last_updated`` is ISO 8601 (naive means UTC). An empty CSV cell is NULL; for
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.db import translate_connection_errors
+from ml_images.catalog.layout import models_of
 from ml_images.catalog.models import ProductMaster, utcnow
 from ml_images.errors import MlImagesError
 
@@ -44,9 +47,9 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _string_lengths() -> dict[str, int | None]:
+def _string_lengths(product: Any = ProductMaster) -> dict[str, int | None]:
     lengths: dict[str, int | None] = {}
-    for column in ProductMaster.__table__.columns:
+    for column in product.__table__.columns:
         if isinstance(column.type, sa.String) and column.name != "id":
             lengths[column.name] = column.type.length
     return lengths
@@ -137,7 +140,9 @@ def _undecodable(cell: str) -> str | None:
     return f"0x{ord(match.group()) - 0xDC00:02x}" if match else None
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+def _read_csv(
+    path: Path, columns: tuple[str, ...] = COLUMNS
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate in its own cell instead of an exception
     # from the decoder, which reads ahead in 8 KB chunks (the error would name a wrong line and end the file).
     # The CSV structure is unaffected: only bytes >= 0x80 can be undecodable, and none of them is a delimiter.
@@ -153,12 +158,12 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | No
         if bad_byte is not None:
             raise CatalogLoadError(path, [RowError(1, f"the header is not valid UTF-8 (byte {bad_byte})")])
         names = [h.strip() for h in header]
-        unknown = [n for n in names if n not in COLUMNS]
+        unknown = [n for n in names if n not in columns]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if unknown or duplicated or "code" not in names:
             problems = []
             if unknown:
-                problems.append(f"unknown column(s) {', '.join(map(repr, unknown))} (known: {', '.join(COLUMNS)})")
+                problems.append(f"unknown column(s) {', '.join(map(repr, unknown))} (known: {', '.join(columns)})")
             if duplicated:
                 problems.append(f"repeated column(s) {', '.join(map(repr, duplicated))}")
             if "code" not in names:
@@ -277,7 +282,7 @@ def _storable_json(name: str, value: Any) -> None:
             _storable_json(f"{name}[{index}]", item)
 
 
-def _string(name: str, value: Any) -> str:
+def _string(name: str, value: Any, lengths: dict[str, int | None]) -> str:
     if isinstance(value, bool) or (isinstance(value, Decimal) and value != value.to_integral_value()):
         raise _RowProblem(f"{name} must be text, got {value!r}")
     if isinstance(value, int | Decimal):
@@ -285,14 +290,16 @@ def _string(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _RowProblem(f"{name} must be text, got {type(value).__name__}")
     _storable_text(name, value)
-    length = _STRING_COLUMNS.get(name)
+    length = lengths.get(name)
     if length is not None and len(value) > length:
         raise _RowProblem(f"{name} is longer than {length} characters ({len(value)})")
     return value
 
 
-def _validate(data: dict[str, Any]) -> dict[str, Any]:
-    unknown = [k for k in data if k not in COLUMNS]
+def _validate(
+    data: dict[str, Any], columns: tuple[str, ...] = COLUMNS, lengths: dict[str, int | None] = _STRING_COLUMNS
+) -> dict[str, Any]:
+    unknown = [k for k in data if k not in columns]
     if unknown:
         raise _RowProblem(f"unknown column(s) {', '.join(map(repr, unknown))}")
     code = data.get("code")
@@ -315,7 +322,7 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
             elif name == "last_updated":
                 values[name] = _timestamp(value)
             else:
-                values[name] = _string(name, value)
+                values[name] = _string(name, value, lengths)
         except _RowProblem as exc:
             problems.append(str(exc))
     if problems:
@@ -332,6 +339,10 @@ class CatalogLoader:
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
+        # The product table of the catalog's layout: its columns and lengths are what a row is checked against.
+        self.product: Any = models_of(session_factory).ProductMaster
+        self.columns: tuple[str, ...] = tuple(c.name for c in self.product.__table__.columns if c.name != "id")
+        self.lengths = _string_lengths(self.product)
 
     def _url(self) -> sa.URL | None:
         bind = self.session_factory.kw.get("bind")
@@ -342,7 +353,7 @@ class CatalogLoader:
         kind = detect_format(path, fmt)
         if not path.is_file():
             raise CatalogLoadError(path, [RowError(0, "no such file")])
-        reader = _read_jsonl(path) if kind == "jsonl" else _read_csv(path)
+        reader = _read_jsonl(path) if kind == "jsonl" else _read_csv(path, self.columns)
         rows: list[_Row] = []
         errors: list[RowError] = []
         first_line_of_code: dict[str, int] = {}
@@ -351,7 +362,7 @@ class CatalogLoader:
                 errors.append(RowError(line, problem or "unreadable row"))
                 continue
             try:
-                values = _validate(data)
+                values = _validate(data, self.columns, self.lengths)
             except _RowProblem as exc:
                 errors.append(RowError(line, str(exc)))
                 continue
@@ -370,7 +381,7 @@ class CatalogLoader:
         now = utcnow()
         inserted = updated = 0
         with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
-            existing = self._existing_by_code(session, [row.values["code"] for row in rows])
+            existing = self._existing_by_code(session, self.product, [row.values["code"] for row in rows])
             writable: list[_Row] = []
             for row in rows:
                 matches = existing.get(row.values["code"], [])
@@ -394,16 +405,16 @@ class CatalogLoader:
                         product.last_updated = now
                     updated += 1
                 else:
-                    session.add(ProductMaster(**{"last_updated": now, **row.values}))
+                    session.add(self.product(**{"last_updated": now, **row.values}))
                     inserted += 1
         return LoadReport(inserted=inserted, updated=updated, rejected=sorted(errors, key=lambda e: e.line))
 
     @staticmethod
-    def _existing_by_code(session: Session, codes: list[str]) -> dict[str, list[ProductMaster]]:
-        found: dict[str, list[ProductMaster]] = {}
+    def _existing_by_code(session: Session, model: Any, codes: list[str]) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
         for start in range(0, len(codes), _CHUNK):
             chunk = codes[start : start + _CHUNK]
-            for product in session.scalars(sa.select(ProductMaster).where(ProductMaster.code.in_(chunk))):
+            for product in session.scalars(sa.select(model).where(model.code.in_(chunk))):
                 if product.code is not None:
                     found.setdefault(product.code, []).append(product)
         return found

@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
+from ml_images.catalog.layout import models_of
 from ml_images.catalog.models import ProductMaster
 from ml_images.errors import CatalogUnavailableError
 
@@ -27,7 +28,8 @@ class CatalogProducts:
             with self._session_factory() as session:
                 for start in range(0, len(unique), _CHUNK):
                     chunk = unique[start : start + _CHUNK]
-                    rows = session.scalars(sa.select(ProductMaster).where(ProductMaster.id.in_(chunk))).all()
+                    product = models_of(session).ProductMaster
+                    rows = session.scalars(sa.select(product).where(product.id.in_(chunk))).all()
                     found.update((row.id, row) for row in rows)
                 # Column attributes are loaded; detaching lets other threads read them without this session.
                 session.expunge_all()

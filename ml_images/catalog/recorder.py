@@ -1,5 +1,8 @@
 """The "record" step: claims, attempts, ``product_image`` rows and the listing status, one transaction each.
 
+(Longer than the project's ~300 lines: one class whose methods share the claim's conditional-finish rule; the
+picture-row helpers at the end could move to a module of their own.)
+
 A claim is an unfinished ``image_fetch_attempt`` row; the partial unique index ``uq_image_fetch_attempt_in_flight``
 lets only one exist per product, so two overlapping runs can never both write a product's images. Every method
 that finishes an attempt does so with a conditional UPDATE first (``... WHERE finished_at IS NULL``): if the claim
@@ -11,6 +14,10 @@ dead on this machine (``holder_died``, at once: see ``ml_images.catalog.holder``
 
 Object keys: an object may be deleted only when no ``product_image`` row of *any* product references it
 (``referenced_keys``; ``commit_images`` applies the rule to the keys it replaces).
+
+On a Django catalog (``layout.py``) the same statements run on its tables: a picture row gets only ``url``,
+``order`` and ``is_processed``; its storage key and everything else go to ``ml_images_image`` in the same
+transaction, and a key counts as referenced only while its Django picture row exists.
 """
 
 from __future__ import annotations
@@ -26,15 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.holder import Liveness, ProcessHolder, current_holder, liveness_of
-from ml_images.catalog.models import (
-    ImageDetail,
-    ImageFetchAttempt,
-    ListingStatus,
-    MercadoLibreListing,
-    ProductImage,
-    ProductMaster,
-    utcnow,
-)
+from ml_images.catalog.layout import CatalogLayout, CatalogModels, layout_of
+from ml_images.catalog.models import ImageFetchAttempt, ListingStatus, utcnow
 from ml_images.errors import ClaimLostError
 from ml_images.outcomes import AttemptStats, ProductStatus, ReasonCode, Refusal
 
@@ -131,6 +131,10 @@ class ImageRecorder:
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
         self.session_factory = session_factory
+        self.layout: CatalogLayout = layout_of(session_factory)
+        self.models: CatalogModels = self.layout.models
+        self._attempt = self.models.ImageFetchAttempt
+        self._listing = self.models.MercadoLibreListing
         self.lease_seconds = lease_seconds
         self.now = now
         self.holder = holder
@@ -151,16 +155,15 @@ class ImageRecorder:
         now = self.now()
         stale_before = now - timedelta(seconds=self.lease_seconds)
         holder = self.holder()
-        unfinished = (ImageFetchAttempt.product_id == product_id, ImageFetchAttempt.finished_at.is_(None))
+        unfinished = (self._attempt.product_id == product_id, self._attempt.finished_at.is_(None))
         with translate_connection_errors(self._url()), self.session_factory() as session:
             try:
                 with session.begin():
                     session.execute(
-                        sa.update(ImageFetchAttempt)
+                        sa.update(self.models.ImageFetchAttempt)
                         .where(
                             *unfinished,
-                            sa.func.coalesce(ImageFetchAttempt.heartbeat_at, ImageFetchAttempt.started_at)
-                            < stale_before,
+                            sa.func.coalesce(self._attempt.heartbeat_at, self._attempt.started_at) < stale_before,
                         )
                         .values(
                             finished_at=now,
@@ -174,8 +177,8 @@ class ImageRecorder:
                         # could not release (e.g. the database was down then): they are its own, so it takes them
                         # over instead of skipping its products as "in flight" until the lease ends.
                         session.execute(
-                            sa.update(ImageFetchAttempt)
-                            .where(*unfinished, ImageFetchAttempt.run_id == run_id)
+                            sa.update(self.models.ImageFetchAttempt)
+                            .where(*unfinished, self._attempt.run_id == run_id)
                             .values(
                                 finished_at=now,
                                 outcome=ProductStatus.FAILED.value,
@@ -184,7 +187,12 @@ class ImageRecorder:
                             )
                         )
                     self._take_over_dead_holder(session, product_id, now)
-                    attempt = ImageFetchAttempt(
+                    if self.layout.is_django:
+                        # No foreign key into a Django table stands guard here (it would alter their schema).
+                        product = self.models.ProductMaster
+                        if not session.scalar(sa.select(sa.exists().where(product.id == product_id))):
+                            raise LookupError(f"product {product_id} is not in the catalog")
+                    attempt = self.models.ImageFetchAttempt(
                         product_id=product_id,
                         run_id=run_id,
                         started_at=now,
@@ -209,18 +217,18 @@ class ImageRecorder:
     def _take_over_dead_holder(self, session: Session, product_id: int, now: datetime) -> None:
         row = session.execute(
             sa.select(
-                ImageFetchAttempt.id,
-                ImageFetchAttempt.holder_host,
-                ImageFetchAttempt.holder_node,
-                ImageFetchAttempt.holder_pid,
-                ImageFetchAttempt.holder_started,
-            ).where(ImageFetchAttempt.product_id == product_id, ImageFetchAttempt.finished_at.is_(None))
+                self._attempt.id,
+                self._attempt.holder_host,
+                self._attempt.holder_node,
+                self._attempt.holder_pid,
+                self._attempt.holder_started,
+            ).where(self._attempt.product_id == product_id, self._attempt.finished_at.is_(None))
         ).first()
         if row is None or liveness_of(row.holder_node, row.holder_pid, row.holder_started) is not Liveness.DEAD:
             return
         session.execute(
-            sa.update(ImageFetchAttempt)
-            .where(ImageFetchAttempt.id == row.id, ImageFetchAttempt.finished_at.is_(None))
+            sa.update(self.models.ImageFetchAttempt)
+            .where(self._attempt.id == row.id, self._attempt.finished_at.is_(None))
             .values(
                 finished_at=now,
                 outcome=ProductStatus.FAILED.value,
@@ -239,9 +247,9 @@ class ImageRecorder:
         with translate_connection_errors(self._url()), self.session_factory() as session, session.begin():
             for start in range(0, len(ids), _KEY_CHUNK):
                 result = session.execute(
-                    sa.update(ImageFetchAttempt)
-                    .where(ImageFetchAttempt.id.in_(ids[start : start + _KEY_CHUNK]))
-                    .where(ImageFetchAttempt.finished_at.is_(None))
+                    sa.update(self.models.ImageFetchAttempt)
+                    .where(self._attempt.id.in_(ids[start : start + _KEY_CHUNK]))
+                    .where(self._attempt.finished_at.is_(None))
                     .values(heartbeat_at=self.now())
                     .execution_options(synchronize_session=False)
                 )
@@ -250,7 +258,8 @@ class ImageRecorder:
 
     def _product_exists(self, product_id: int) -> bool:
         with self.session_factory() as session:
-            return bool(session.scalar(sa.select(sa.exists().where(ProductMaster.id == product_id))))
+            product = self.models.ProductMaster
+            return bool(session.scalar(sa.select(sa.exists().where(product.id == product_id))))
 
     def _finish(
         self,
@@ -272,11 +281,11 @@ class ImageRecorder:
         # First statement of the transaction: it takes the write lock (SQLite) / the row lock (PostgreSQL), so a
         # concurrent takeover either happened before (rowcount 0) or waits until this transaction ends.
         result = session.execute(
-            sa.update(ImageFetchAttempt)
+            sa.update(self.models.ImageFetchAttempt)
             .where(
-                ImageFetchAttempt.id == claim.attempt_id,
-                ImageFetchAttempt.product_id == claim.product_id,
-                ImageFetchAttempt.finished_at.is_(None),
+                self._attempt.id == claim.attempt_id,
+                self._attempt.product_id == claim.product_id,
+                self._attempt.finished_at.is_(None),
             )
             .values(
                 finished_at=self.now(),
@@ -306,35 +315,36 @@ class ImageRecorder:
     # -- reads ------------------------------------------------------------------------------------------------
 
     def existing_storage_keys(self, product_id: int) -> list[str]:
-        query = (
-            sa.select(ProductImage.storage_key)
-            .where(ProductImage.product_id == product_id, ProductImage.storage_key.is_not(None))
-            .order_by(ProductImage.order)
-        )
+        image, keys = self.models.ProductImage, self.layout.storage_keys()
+        query = sa.select(keys).where(image.product_id == product_id, keys.is_not(None)).order_by(image.order)
+        if self.layout.is_django:
+            query = query.join_from(
+                image, self.models.ImageDetail, self.models.ImageDetail.product_image_id == image.id
+            )
         with translate_connection_errors(self._url()), self.session_factory() as session:
             return [key for key in session.scalars(query) if key is not None]
 
     def referenced_keys(self, keys: Iterable[str]) -> set[str]:
         """The keys among ``keys`` that a ``product_image`` row of any product references."""
         with translate_connection_errors(self._url()), self.session_factory() as session:
-            return _referenced(session, keys)
+            return _referenced(session, self.layout, keys)
 
     def previous_attempts(self, product_id: int, before_attempt_id: int, limit: int = 50) -> list[PastAttempt]:
         """The product's finished attempts older than ``before_attempt_id``, newest first (at most ``limit``)."""
         query = (
             sa.select(
-                ImageFetchAttempt.id,
-                ImageFetchAttempt.run_id,
-                ImageFetchAttempt.outcome,
-                ImageFetchAttempt.reason_code,
-                ImageFetchAttempt.search_calls,
+                self._attempt.id,
+                self._attempt.run_id,
+                self._attempt.outcome,
+                self._attempt.reason_code,
+                self._attempt.search_calls,
             )
             .where(
-                ImageFetchAttempt.product_id == product_id,
-                ImageFetchAttempt.id < before_attempt_id,
-                ImageFetchAttempt.finished_at.is_not(None),
+                self._attempt.product_id == product_id,
+                self._attempt.id < before_attempt_id,
+                self._attempt.finished_at.is_not(None),
             )
-            .order_by(ImageFetchAttempt.id.desc())
+            .order_by(self._attempt.id.desc())
             .limit(limit)
         )
         with translate_connection_errors(self._url()), self.session_factory() as session:
@@ -351,11 +361,11 @@ class ImageRecorder:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 latest = (
-                    sa.select(sa.func.max(ImageFetchAttempt.id))
-                    .where(ImageFetchAttempt.product_id.in_(chunk))
-                    .group_by(ImageFetchAttempt.product_id)
+                    sa.select(sa.func.max(self._attempt.id))
+                    .where(self._attempt.product_id.in_(chunk))
+                    .group_by(self._attempt.product_id)
                 )
-                for attempt in session.scalars(sa.select(ImageFetchAttempt).where(ImageFetchAttempt.id.in_(latest))):
+                for attempt in session.scalars(sa.select(self._attempt).where(self._attempt.id.in_(latest))):
                     found[attempt.product_id] = attempt
         return found
 
@@ -392,41 +402,15 @@ class ImageRecorder:
                 stats=stats,
                 images_stored=len(records),
             )
-            old_keys = [
-                key
-                for key in session.scalars(
-                    sa.select(ProductImage.storage_key).where(ProductImage.product_id == claim.product_id)
-                )
-                if key is not None
-            ]
-            session.execute(sa.delete(ProductImage).where(ProductImage.product_id == claim.product_id))
-            session.execute(
-                sa.insert(ProductImage),
-                [
-                    {
-                        "product_id": claim.product_id,
-                        "url": record.url,
-                        "order": record.order,
-                        "is_processed": True,
-                        "storage_key": record.storage_key,
-                        "source_url": record.source_url,
-                        "width": record.width,
-                        "height": record.height,
-                        "content_hash": record.content_hash,
-                        "background_removed": record.background_removed,
-                        "created_at": now,
-                    }
-                    for record in sorted(records, key=lambda r: r.order)
-                ],
-            )
-            _insert_details(session, claim.product_id, records, now)
+            old_keys = _replace_picture_rows(session, self.layout, claim.product_id, records, now)
+            _insert_details(session, self.layout, claim.product_id, records, now)
             # Only an ERROR this pipeline wrote is cleared: a publication error from the Mercado Libre sync stays.
             session.execute(
-                sa.update(MercadoLibreListing)
+                sa.update(self.models.MercadoLibreListing)
                 .where(
-                    MercadoLibreListing.product_master_id == claim.product_id,
-                    MercadoLibreListing.status == ListingStatus.ERROR,
-                    MercadoLibreListing.sync_error.startswith(IMAGE_ERROR_PREFIX, autoescape=True),
+                    self._listing.product_master_id == claim.product_id,
+                    self._listing.status == ListingStatus.ERROR,
+                    self._listing.sync_error.startswith(IMAGE_ERROR_PREFIX, autoescape=True),
                 )
                 .values(status=ListingStatus.PENDING, sync_error=None, updated_at=now)
                 .execution_options(synchronize_session=False)
@@ -435,7 +419,7 @@ class ImageRecorder:
             replaced = [key for key in dict.fromkeys(old_keys) if key not in new_keys]
             # Another product's rows may point at the same object (keys written under the earlier layout,
             # ``products/{code or id}/``, could coincide): such objects stay.
-            still_used = _referenced(session, replaced)
+            still_used = _referenced(session, self.layout, replaced)
         return [key for key in replaced if key not in still_used]
 
     def record_no_images(
@@ -460,13 +444,15 @@ class ImageRecorder:
             )
             values: dict[str, Any] = {"status": ListingStatus.ERROR, "sync_error": sync_error, "updated_at": now}
             updated = session.execute(
-                sa.update(MercadoLibreListing)
-                .where(MercadoLibreListing.product_master_id == claim.product_id)
+                sa.update(self.models.MercadoLibreListing)
+                .where(self._listing.product_master_id == claim.product_id)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
             if getattr(updated, "rowcount", 0) == 0:
-                session.add(MercadoLibreListing(product_master_id=claim.product_id, created_at=now, **values))
+                session.add(
+                    self.models.MercadoLibreListing(product_master_id=claim.product_id, created_at=now, **values)
+                )
 
     def record_skipped(self, claim: Claim, reason_code: str, reason: str) -> None:
         """The product no longer needs images (it has some, or is no longer eligible); nothing else changes."""
@@ -493,15 +479,61 @@ class ImageRecorder:
             )
 
 
-def _insert_details(session: Session, product_id: int, records: Sequence[ImageRecord], now: datetime) -> None:
+def _replace_picture_rows(
+    session: Session, layout: CatalogLayout, product_id: int, records: Sequence[ImageRecord], now: datetime
+) -> list[str]:
+    """Deletes the product's picture rows and inserts ``records`` (inside the caller's transaction).
+
+    Returns the storage keys the deleted rows referenced. On a Django catalog a picture row gets only the columns
+    its app reads (every NOT NULL one: Django keeps its defaults in Python); the rest goes to ``ml_images_image``.
+    """
+    m = layout.models
+    image, keys = m.ProductImage, layout.storage_keys()
+    query = sa.select(keys).where(image.product_id == product_id)
+    if layout.is_django:
+        query = query.join_from(image, m.ImageDetail, m.ImageDetail.product_image_id == image.id)
+        # No cascade into the project's table here: its rows for this product go with the rows they describe
+        # (and any left by a picture row Django deleted).
+        old_keys = [key for key in session.scalars(query) if key is not None]
+        session.execute(sa.delete(m.ImageDetail).where(m.ImageDetail.product_id == product_id))
+    else:
+        old_keys = [key for key in session.scalars(query) if key is not None]
+    session.execute(sa.delete(image).where(image.product_id == product_id))
+    rows: list[dict[str, Any]] = []
+    for record in sorted(records, key=lambda r: r.order):
+        row: dict[str, Any] = {"product_id": product_id, "url": record.url, "order": record.order, "is_processed": True}
+        if not layout.is_django:
+            row.update(_stored_picture_columns(record), created_at=now)
+        rows.append(row)
+    session.execute(sa.insert(image), rows)
+    return old_keys
+
+
+def _stored_picture_columns(record: ImageRecord) -> dict[str, Any]:
+    return {
+        "storage_key": record.storage_key,
+        "source_url": record.source_url,
+        "width": record.width,
+        "height": record.height,
+        "content_hash": record.content_hash,
+        "background_removed": record.background_removed,
+    }
+
+
+def _insert_details(
+    session: Session, layout: CatalogLayout, product_id: int, records: Sequence[ImageRecord], now: datetime
+) -> None:
     """One ``ml_images_image`` row per new ``product_image`` row (the old ones went with their images)."""
-    query = sa.select(ProductImage.order, ProductImage.id).where(ProductImage.product_id == product_id)
+    image, detail_model = layout.models.ProductImage, layout.models.ImageDetail
+    query = sa.select(image.order, image.id).where(image.product_id == product_id)
     ids: dict[int, int] = {row[0]: row[1] for row in session.execute(query)}
     rows = []
     for record in records:
         detail = record.detail
+        extra = _stored_picture_columns(record) if layout.is_django else {}
         rows.append(
             {
+                **extra,
                 "product_image_id": ids[record.order],
                 "product_id": product_id,
                 "source_kind": detail.source_kind,
@@ -520,16 +552,21 @@ def _insert_details(session: Session, product_id: int, records: Sequence[ImageRe
     # The old rows' details went with them only where the database enforces the cascade (SQLite needs the
     # foreign-keys pragma): remove any left by id first, so a reused id never meets a stale detail.
     session.execute(
-        sa.delete(ImageDetail).where(ImageDetail.product_image_id.in_([r["product_image_id"] for r in rows]))
+        sa.delete(detail_model).where(detail_model.product_image_id.in_([r["product_image_id"] for r in rows]))
     )
-    session.execute(sa.insert(ImageDetail), rows)
+    session.execute(sa.insert(detail_model), rows)
 
 
-def _referenced(session: Session, keys: Iterable[str]) -> set[str]:
+def _referenced(session: Session, layout: CatalogLayout, keys: Iterable[str]) -> set[str]:
     wanted = sorted(set(keys))
     found: set[str] = set()
+    column = layout.storage_keys()
+    m = layout.models
     for start in range(0, len(wanted), _KEY_CHUNK):
         chunk = wanted[start : start + _KEY_CHUNK]
-        query = sa.select(ProductImage.storage_key).where(ProductImage.storage_key.in_(chunk)).distinct()
+        query = sa.select(column).where(column.in_(chunk)).distinct()
+        if layout.is_django:
+            # A detail whose Django picture row is gone references nothing.
+            query = query.join_from(m.ImageDetail, m.ProductImage, m.ProductImage.id == m.ImageDetail.product_image_id)
         found.update(key for key in session.scalars(query) if key is not None)
     return found

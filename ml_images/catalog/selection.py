@@ -3,6 +3,8 @@
 Both selections are single SQL queries (no per-row filtering in Python) so they stay fast on a catalog of a
 million products: the partial index ``ix_product_master_ml_candidates`` serves the flag, freshness and ordering
 conditions, and the anti-joins on ``product_image`` / ``image_fetch_attempt`` use their ``product_id`` indexes.
+The same queries run on a Django catalog's tables (``layout.py``): the classes come from the engine's layout.
+(Over ~300 lines: the two selection classes share every condition; splitting them would split the rules.)
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -17,7 +20,8 @@ from sqlalchemy.orm import QueryableAttribute, Session, aliased, joinedload, sel
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ml_images.catalog.db import translate_connection_errors
-from ml_images.catalog.models import ImageFetchAttempt, ProductImage, ProductMaster, utcnow
+from ml_images.catalog.layout import CatalogLayout, CatalogModels, layout_of
+from ml_images.catalog.models import ProductMaster, utcnow
 from ml_images.catalog.rules import PublicationRules
 from ml_images.outcomes import ProductStatus, ReasonCode
 
@@ -38,7 +42,7 @@ def _id_membership(column: QueryableAttribute[int], ids: Collection[int], dialec
     if len(values) <= _INLINE_ID_LIMIT:
         return column.in_(values)
     if dialect == "postgresql":
-        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.Integer)))
+        return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.BigInteger)))
     if dialect == "sqlite":
         listed = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
         return column.in_(sa.select(listed.c.value))
@@ -61,6 +65,8 @@ class MercadoLibreFilter:
         if freshness_hours < 0:
             raise ValueError(f"freshness_hours must be >= 0, got {freshness_hours}")
         self.session_factory = session_factory
+        self.layout: CatalogLayout = layout_of(session_factory)
+        self.models: CatalogModels = self.layout.models
         self.rules = rules
         self.freshness_hours = freshness_hours
         self.now = now
@@ -94,7 +100,7 @@ class MercadoLibreFilter:
 
     def eligible_condition(self) -> sa.ColumnElement[bool]:
         """The eligibility rules as one SQL boolean expression over ``ProductMaster``."""
-        pm = ProductMaster
+        pm = self.models.ProductMaster
         return sa.and_(
             # The flags are written as the partial index's predicate so the planner can use that index.
             pm.is_for_mercadolibre == sa.true(),
@@ -105,12 +111,13 @@ class MercadoLibreFilter:
             self.rules.sql_condition(pm.category, pm.price),
         )
 
-    def eligible_query(self, limit: int | None = None) -> sa.Select[ProductMaster]:
+    def eligible_query(self, limit: int | None = None) -> sa.Select[Any]:
+        pm = self.models.ProductMaster
         query = (
-            sa.select(ProductMaster)
+            sa.select(pm)
             .where(self.eligible_condition())
-            .order_by(ProductMaster.last_updated, ProductMaster.id)
-            .options(joinedload(ProductMaster.listing), selectinload(ProductMaster.images))
+            .order_by(pm.last_updated, pm.id)
+            .options(joinedload(pm.listing), selectinload(pm.images))
         )
         return query if limit is None else query.limit(limit)
 
@@ -121,7 +128,7 @@ class MercadoLibreFilter:
             return list(session.scalars(self.eligible_query(limit)).unique())
 
     def count_eligible(self) -> int:
-        query = sa.select(sa.func.count()).select_from(ProductMaster).where(self.eligible_condition())
+        query = sa.select(sa.func.count()).select_from(self.models.ProductMaster).where(self.eligible_condition())
         with translate_connection_errors(self._url), self.session_factory() as session:
             return int(session.scalar(query) or 0)
 
@@ -160,19 +167,23 @@ class ImageCandidateSelector:
     def _now(self) -> datetime:
         return self.product_filter.now()
 
+    @property
+    def models(self) -> CatalogModels:
+        return self.product_filter.models
+
     def has_no_images_condition(self) -> sa.ColumnElement[bool]:
-        image = aliased(ProductImage)
-        return ~sa.exists().where(image.product_id == ProductMaster.id)
+        image = aliased(self.models.ProductImage)
+        return ~sa.exists().where(image.product_id == self.models.ProductMaster.id)
 
     def not_cooling_down_condition(self) -> sa.ColumnElement[bool]:
         """False while the product's *latest* attempt found no images and finished less than the cooldown ago."""
-        attempt = aliased(ImageFetchAttempt)
-        later = aliased(ImageFetchAttempt)
+        attempt = aliased(self.models.ImageFetchAttempt)
+        later = aliased(self.models.ImageFetchAttempt)
         cutoff = self._now() - timedelta(hours=self.cooldown_hours)
         latest_was_fruitless = (
             sa.exists()
             .where(
-                attempt.product_id == ProductMaster.id,
+                attempt.product_id == self.models.ProductMaster.id,
                 attempt.outcome == ProductStatus.NO_IMAGES.value,
                 attempt.finished_at >= cutoff,
             )
@@ -182,10 +193,10 @@ class ImageCandidateSelector:
 
     def not_in_flight_condition(self) -> sa.ColumnElement[bool]:
         """False while an unfinished attempt's lease is alive (its heartbeat is younger than the lease)."""
-        attempt = aliased(ImageFetchAttempt)
+        attempt = aliased(self.models.ImageFetchAttempt)
         cutoff = self._now() - timedelta(seconds=self.claim_lease_seconds)
         return ~sa.exists().where(
-            attempt.product_id == ProductMaster.id,
+            attempt.product_id == self.models.ProductMaster.id,
             attempt.finished_at.is_(None),
             sa.func.coalesce(attempt.heartbeat_at, attempt.started_at) >= cutoff,
         )
@@ -201,10 +212,11 @@ class ImageCandidateSelector:
         conditions = [self.product_filter.eligible_condition(), self.has_no_images_condition()]
         if not ignore_cooldown:
             conditions.append(self.not_cooling_down_condition())
+        pm = self.models.ProductMaster
         if product_ids is not None:
-            conditions.append(_id_membership(ProductMaster.id, product_ids, dialect))
+            conditions.append(_id_membership(pm.id, product_ids, dialect))
         if exclude_ids:
-            conditions.append(~_id_membership(ProductMaster.id, exclude_ids, dialect))
+            conditions.append(~_id_membership(pm.id, exclude_ids, dialect))
         if exclude_in_flight:
             conditions.append(self.not_in_flight_condition())
         return conditions
@@ -217,14 +229,15 @@ class ImageCandidateSelector:
         exclude_ids: Collection[int] = (),
         exclude_in_flight: bool = False,
         ignore_cooldown: bool = False,
-    ) -> sa.Select[ProductMaster]:
+    ) -> sa.Select[Any]:
         """The one query behind :meth:`get_pending_image_products` (oldest ``last_updated`` first, then id)."""
         _check_limit(limit)
+        pm = self.models.ProductMaster
         query = (
-            sa.select(ProductMaster)
+            sa.select(pm)
             .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-            .order_by(ProductMaster.last_updated, ProductMaster.id)
-            .options(joinedload(ProductMaster.listing))
+            .order_by(pm.last_updated, pm.id)
+            .options(joinedload(pm.listing))
         )
         return query if limit is None else query.limit(limit)
 
@@ -268,10 +281,11 @@ class ImageCandidateSelector:
     ) -> sa.Select[int]:
         """The query of :meth:`pending_product_ids`: same conditions and order, ids only."""
         _check_limit(limit)
+        pm = self.models.ProductMaster
         query = (
-            sa.select(ProductMaster.id)
+            sa.select(pm.id)
             .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-            .order_by(ProductMaster.last_updated, ProductMaster.id)
+            .order_by(pm.last_updated, pm.id)
         )
         return query if limit is None else query.limit(limit)
 
@@ -309,7 +323,7 @@ class ImageCandidateSelector:
     ) -> int:
         query = (
             sa.select(sa.func.count())
-            .select_from(ProductMaster)
+            .select_from(self.models.ProductMaster)
             .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
         )
         with translate_connection_errors(self._url), self.session_factory() as session:
@@ -322,12 +336,13 @@ class ImageCandidateSelector:
         the last check before processing a product that was already selected.
         """
         with translate_connection_errors(self._url), self.session_factory() as session:
-            product = session.get(ProductMaster, product_id)
+            product = session.get(self.models.ProductMaster, product_id)
             if product is None:
                 return False, ReasonCode.NOT_FOUND
             if not self.product_filter.is_eligible(product):
                 return False, ReasonCode.NOT_ELIGIBLE
-            has_images = session.scalar(sa.select(sa.exists().where(ProductImage.product_id == product_id)))
+            image = self.models.ProductImage
+            has_images = session.scalar(sa.select(sa.exists().where(image.product_id == product_id)))
             if has_images:
                 return False, ReasonCode.HAS_IMAGES
             return True, None

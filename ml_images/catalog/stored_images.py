@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from ml_images.catalog.models import ProductImage
+from ml_images.catalog.layout import layout_of
 from ml_images.errors import CatalogUnavailableError
 
 _CHUNK = 500  # stays below SQLite's bound-parameter limit whatever the batch size
@@ -37,10 +37,11 @@ class StoredImages:
 
     def recently_stored_products(self, limit: int) -> list[int]:
         """The ``limit`` products whose images were stored most recently, newest first."""
+        pictures = layout_of(self._session_factory).picture_rows().subquery()
         query = (
-            sa.select(ProductImage.product_id)
-            .group_by(ProductImage.product_id)
-            .order_by(sa.func.max(ProductImage.created_at).desc())
+            sa.select(pictures.c.product_id)
+            .group_by(pictures.c.product_id)
+            .order_by(sa.func.max(pictures.c.created_at).desc())
             .limit(limit)
         )
         try:
@@ -55,13 +56,15 @@ class StoredImages:
         """Each product's rows ordered by ``order``; a product without rows maps to an empty list."""
         unique = list(dict.fromkeys(product_ids))
         found: dict[int, list[StoredImageRecord]] = {pid: [] for pid in unique}
+        # The picture rows on either catalog layout (on a Django catalog the recorded figures are the project's).
+        pictures = layout_of(self._session_factory).picture_rows().subquery()
         columns = (
-            ProductImage.product_id,
-            ProductImage.order,
-            ProductImage.storage_key,
-            ProductImage.width,
-            ProductImage.height,
-            ProductImage.content_hash,
+            pictures.c.product_id,
+            pictures.c.order,
+            pictures.c.storage_key,
+            pictures.c.width,
+            pictures.c.height,
+            pictures.c.content_hash,
         )
         try:
             with self._session_factory() as session:
@@ -69,8 +72,8 @@ class StoredImages:
                     chunk = unique[start : start + _CHUNK]
                     rows = session.execute(
                         sa.select(*columns)
-                        .where(ProductImage.product_id.in_(chunk))
-                        .order_by(ProductImage.product_id, ProductImage.order)
+                        .where(pictures.c.product_id.in_(chunk))
+                        .order_by(pictures.c.product_id, pictures.c.order)
                     )
                     for row in rows:
                         found[row.product_id].append(StoredImageRecord(*row))

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ml_images.catalog.models import SearchCacheEntry, utcnow
+from ml_images.catalog.layout import models_of
+from ml_images.catalog.models import utcnow
 from ml_images.errors import CatalogUnavailableError
 from ml_images.search.candidates import ImageCandidate
 
@@ -50,6 +51,7 @@ class SearchCache:
             return None
         try:
             with self._session_factory() as session:
+                SearchCacheEntry = models_of(session).SearchCacheEntry  # the catalog layout's table
                 entry = session.scalar(
                     sa.select(SearchCacheEntry).where(
                         SearchCacheEntry.provider == provider, SearchCacheEntry.query == query
@@ -86,6 +88,7 @@ class SearchCache:
 
     @staticmethod
     def _upsert(session: Session, values: dict[str, Any]) -> None:
+        SearchCacheEntry = models_of(session).SearchCacheEntry  # the catalog layout's table
         updated = {k: values[k] for k in ("results", "calls", "created_at", "expires_at")}
         dialect = session.get_bind().dialect.name
         if dialect in ("postgresql", "sqlite"):

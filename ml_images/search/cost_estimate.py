@@ -23,7 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ml_images.catalog.models import ProductMaster, SearchCacheEntry, utcnow
+from ml_images.catalog.layout import models_of
+from ml_images.catalog.models import utcnow
 from ml_images.search.distributor import SearchMode
 from ml_images.search.query import QueryConstructor
 
@@ -74,6 +75,7 @@ class SearchCostEstimator:
             return SearchCallEstimate(len(ids), 0, 0, 0, 0, self._mode.value, self._provider)
         now = self._now()
         with self._session_factory() as session:
+            ProductMaster = models_of(session).ProductMaster  # the catalog layout's table
             for start in range(0, len(ids), _CHUNK):
                 products = session.scalars(
                     sa.select(ProductMaster).where(ProductMaster.id.in_(ids[start : start + _CHUNK]))
@@ -99,6 +101,7 @@ class SearchCostEstimator:
     def _cached_queries(self, session: Session, queries: set[str], now: datetime) -> set[str]:
         if not queries:
             return set()
+        SearchCacheEntry = models_of(session).SearchCacheEntry  # the catalog layout's table
         rows = session.scalars(
             sa.select(SearchCacheEntry.query).where(
                 SearchCacheEntry.provider == self._provider,

@@ -96,3 +96,36 @@ def test_catalog_is_seeded_once(tmp_path: Path, placeholder_photos: dict[str, Pa
 @pytest.mark.parametrize("name", ["ML_IMAGES_DATABASE_URL", "AWS_STORAGE_BUCKET_NAME"])
 def test_pinned_variables_include_real_infrastructure(name: str) -> None:
     assert name in PINNED_AWAY
+
+
+def test_django_layout_seeds_django_shaped_tables(
+    tmp_path: Path, placeholder_photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ML_IMAGES_CATALOG_LAYOUT=django make demo`` without Django: the demo makes the three tables itself."""
+    from demo.runner import seed_django_tables
+    from ml_images.catalog.layout import CatalogLayout
+
+    monkeypatch.setenv("ML_IMAGES_CATALOG_LAYOUT", "django")
+    settings = Settings.from_env(os.environ)
+    seed_django_tables(settings, say=lambda _: None)
+    assert _cli(["db", "upgrade"]) == 0
+    layout = CatalogLayout("django", "aiecommerce")
+    engine = create_catalog_engine(settings.database_url, layout)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+        assert set(layout.shop_tables) | {"ml_images_fetch_attempt", "ml_images_image"} <= tables
+        assert not {"product_master", "product_image", "alembic_version"} & tables
+        factory = make_session_factory(engine)
+        demo_dir = tmp_path / "demo"
+        demo_dir.mkdir()
+        assert seed_catalog(factory, demo_dir, placeholder_photos, say=lambda _: None) is True
+        with engine.connect() as conn:
+            codes = set(conn.execute(sa.text("SELECT code FROM aiecommerce_productmaster")).scalars())
+            titles = list(conn.execute(sa.text("SELECT seo_title FROM aiecommerce_productmaster")).scalars())
+            pictures = conn.execute(sa.text('SELECT "order", is_processed FROM aiecommerce_productimage')).all()
+        assert codes == {p.code for p in sc.PRODUCTS}
+        assert max(len(t) for t in titles) <= 60
+        assert [tuple(row) for row in pictures] == [(0, True)]
+        seed_django_tables(settings, say=lambda _: None)  # the tables exist: nothing is created again
+    finally:
+        engine.dispose()

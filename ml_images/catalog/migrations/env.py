@@ -22,6 +22,7 @@ def _run(connection: sa.Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table for later revisions.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        version_table=config.attributes.get("version_table", "alembic_version"),
     )
     with context.begin_transaction():
         context.run_migrations()

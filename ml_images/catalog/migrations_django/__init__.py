@@ -1,0 +1,1 @@
+"""Alembic migrations of the project's own tables in the ``django`` catalog layout."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of the catalog schema, oldest first by ``down_revision``."""
