@@ -108,12 +108,12 @@ def prepare_dagster_home(env: MutableMapping[str, str] | None = None, say: Calla
     before Dagster starts (a file or a read-only path would otherwise surface as a traceback mid-run)."""
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
-    raw = (env.get("DAGSTER_HOME") or "").strip()
+    raw = settings.dagster_home
     uses_home = not raw or settings.bucket is None or settings.database_url == default_database_url(settings.home)
     if uses_home:
         ensure_writable_folder(settings.home, "ML_IMAGES_HOME")
     if raw:
-        home = ensure_writable_folder(Path(raw).expanduser().resolve(), "DAGSTER_HOME")
+        home = ensure_writable_folder(raw, "DAGSTER_HOME")
     else:
         home = ensure_writable_folder(settings.home / "dagster_home", "ML_IMAGES_HOME")
         if say is not None:
@@ -323,9 +323,7 @@ class FetchCommand:
         self.preflight(dry_run=dry_run)
         if not self.run_selection(dry_run=dry_run, limit=limit):
             return 1
-        from ml_images.orchestration.services import build_selection
-
-        services = build_selection(self.catalog)
+        services = self.catalog.selection()
         selected = services.select_ids(limit=limit)
         if dry_run:
             self._print_would_process(services.preview(selected), services.queries, forced=False, total=len(selected))
@@ -340,8 +338,6 @@ class FetchCommand:
     def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
         from ml_images.catalog.product_reader import CatalogProducts
         from ml_images.orchestration.partitions import register_products
-        from ml_images.orchestration.services import build_selection
-
         self.preflight(dry_run=dry_run)
         found = CatalogProducts(self.catalog.session_factory()).load(ids)
         missing = [pid for pid in ids if pid not in found]
@@ -349,7 +345,7 @@ class FetchCommand:
             self.out(f"product {pid} does not exist")
         existing = [found[pid] for pid in dict.fromkeys(ids) if pid in found]
         if dry_run:
-            queries = build_selection(self.catalog).queries
+            queries = self.catalog.selection().queries
             self._print_would_process(existing, queries, forced=True, total=len(existing))
             return 1 if missing else 0
         if not existing:

@@ -61,11 +61,12 @@ from ml_images.orchestration.metadata import (
 )
 from ml_images.orchestration.partition_metadata import add_partition_metadata
 from ml_images.orchestration.partitions import parse_product_key, products_partitions
-from ml_images.orchestration.pictures import PictureViews, presigned_link_hours, store_kind
+from ml_images.orchestration.pictures import PictureViews, store_kind
 from ml_images.orchestration.progress import product_done
 from ml_images.orchestration.services import build_pipeline
 from ml_images.pipeline.product_pipeline import INTERRUPTED, failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport, ProductStatus
+from ml_images.settings import Settings, current_settings
 
 #: Outcomes whose partition is not materialised: the product got no pictures in this run (listing in ERROR, or
 #: left pending because every candidate was unreachable).
@@ -164,19 +165,25 @@ def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure
     )
 
 
-def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> AssetsDefinition:
-    """The asset; tests build it with a fast retry policy, the code location with ``transient_retry_policy()``."""
+def build_product_images_asset(
+    retry_policy: RetryPolicy | None = None, settings: Settings | None = None
+) -> AssetsDefinition:
+    """The asset, from ``settings`` (default: the process's); tests build it with a fast retry policy, the code
+    location with ``transient_retry_policy(settings)``."""
+    settings = current_settings() if settings is None else settings
     with warnings.catch_warnings():
         # `backfill_policy` is marked beta; the single-run policy is what makes a run carry a batch, on purpose.
         warnings.simplefilter("ignore", BetaWarning)
-        return _define_product_images(retry_policy if retry_policy is not None else transient_retry_policy())
+        return _define_product_images(
+            retry_policy if retry_policy is not None else transient_retry_policy(settings), store_kind(settings.bucket)
+        )
 
 
-def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
+def _define_product_images(retry_policy: RetryPolicy, kind: str) -> AssetsDefinition:
     @asset(
         name="product_images",
         group_name="images",
-        kinds={"python", store_kind()},
+        kinds={"python", kind},
         output_required=False,
         partitions_def=products_partitions,
         backfill_policy=BackfillPolicy.single_run(),
@@ -213,7 +220,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if context.retry_number:
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
         try:
-            link_hours = presigned_link_hours()
+            link_hours = image_store.settings().presigned_link_hours
             pipeline = build_pipeline(
                 catalog, image_search, image_store, background_remover, search_cache=not config.force
             )
@@ -244,7 +251,7 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
             raise _failure(batch, len(keys), allow_retries=True)
 
         products = _product_infos(catalog, ids)
-        views = PictureViews(image_store.build_store(catalog.settings()), presigned_link_hours=link_hours)
+        views = PictureViews(image_store.store(), presigned_link_hours=link_hours)
         shared = batch_metadata(batch, products)
         per_partition.update((str(r.product_id), _product_entry(r, products, views, context)) for r in batch.reports)
         without_pictures = [r for r in batch.reports if r.status in WITHOUT_PICTURES]
@@ -264,6 +271,3 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         raise _no_pictures_failure(batch, without_pictures, products, shared)
 
     return product_images
-
-
-product_images = build_product_images_asset()
