@@ -21,8 +21,12 @@ BACKGROUND_REMOVAL_WORKLOAD = "background_removal"
 #: Run tag of a dry run of the selection (set by the asset itself, so runs launched from the UI carry it too).
 DRY_RUN_TAG = "ml_images/dry_run"
 #: Metadata key of the failure ``product_images`` raises to mark the products that got no pictures (their own
-#: outcome, not a fault: ``ml-images fetch`` reads it to exit 0).
+#: outcome, not a fault), listing them for the UI.
 NO_PICTURES_KEY = "products_without_pictures"
+#: Run tag ``product_images`` sets when its batch stopped on a fault every later run would meet (quota,
+#: configuration, storage, an outage) or on a stop request; the value is the reason code. ``ml-images fetch``
+#: reads it to stop launching batches.
+STOPPED_BY_TAG = "ml_images/stopped_by"
 
 
 class SelectionConfig(Config):

@@ -14,8 +14,9 @@ failed (red) next to the stored ones (green). That is their recorded outcome, no
 ``ml-images fetch`` tells it from a fault by the outcomes in ``image_fetch_attempt``.
 
 Faults: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
-fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
-products not finished stay pending and the message says what was done and what is left.
+fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). A fault that stops
+the batch (or a stop request) also tags the run ``ml_images/stopped_by=<reason code>``, which ``ml-images fetch``
+reads. Either way the products not finished stay pending and the message says what was done and what is left.
 """
 
 import warnings
@@ -49,6 +50,7 @@ from ml_images.errors import ConfigurationError, SearchQuotaError
 from ml_images.orchestration.config import (
     IMAGE_SEARCH_POOL,
     NO_PICTURES_KEY,
+    STOPPED_BY_TAG,
     ProductImagesConfig,
     transient_retry_policy,
 )
@@ -106,7 +108,6 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
         ),
         metadata={
             **batch_metadata(batch),
-            **({"stopped_by": type(cause).__name__} if cause is not None else {}),
             "products": batch_table(batch),
             "left_pending": MetadataValue.json(left),
         },
@@ -160,9 +161,14 @@ def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure
             f"{failure_reason_code(error)} ({type(error).__name__}: {error}). Nothing was processed; "
             f"left pending: {ids[:50]}{' …' if len(ids) > 50 else ''}"
         ),
-        metadata={"stopped_by": type(error).__name__, "left_pending": MetadataValue.json(ids)},
+        metadata={"left_pending": MetadataValue.json(ids)},
         allow_retries=False,
     )
+
+
+def _tag_stopped(context: AssetExecutionContext, reason_code: str) -> None:
+    """Marks the run as stopped by a fault every later run would meet (read by ``ml-images fetch``)."""
+    context.instance.add_run_tags(context.run.run_id, {STOPPED_BY_TAG: reason_code})
 
 
 def build_product_images_asset(
@@ -227,6 +233,7 @@ def _define_product_images(retry_policy: RetryPolicy, kind: str) -> AssetsDefini
         except ConfigurationError as exc:
             # A bad variable or a missing key fails every attempt alike: no retry (the RetryPolicy would otherwise
             # spend minutes on it), nothing claimed, every product left pending.
+            _tag_stopped(context, failure_reason_code(exc))
             raise _configuration_failure(exc, ids) from exc
         try:
             batch = pipeline.process_batch(
@@ -234,17 +241,18 @@ def _define_product_images(retry_policy: RetryPolicy, kind: str) -> AssetsDefini
             )
         except (KeyboardInterrupt, DagsterExecutionInterruptedError) as exc:
             # Dagster retries an interrupted step under a RetryPolicy; a request to stop (SIGINT/SIGTERM) must stop.
+            _tag_stopped(context, INTERRUPTED)
             raise Failure(
                 description=(
                     f"{INTERRUPTED}: the run was told to stop; the products in flight released their claims "
                     "(recorded as interrupted), the others stay pending"
                 ),
-                metadata={"stopped_by": INTERRUPTED},
                 allow_retries=False,
             ) from exc
         context.log.info(batch.summary())
 
         if batch.abort_error is not None:
+            _tag_stopped(context, failure_reason_code(batch.abort_error))
             retryable = not isinstance(batch.abort_error, SearchQuotaError | ConfigurationError)
             raise _failure(batch, len(keys), allow_retries=retryable) from batch.abort_error
         if batch.with_status(ProductStatus.FAILED):
