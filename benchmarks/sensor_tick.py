@@ -38,8 +38,11 @@ def tick_sensor(instance: Any, database_url: str, ticks: int) -> Ticks:
     from dagster import SensorResult, build_sensor_context
 
     from ml_images.defs.resources import CatalogDatabaseResource
-    from ml_images.defs.sensors.new_products import SensorCursor, new_eligible_products_sensor
+    from ml_images.defs.sensors.new_products import SensorCursor, build_new_eligible_products_sensor
     from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME
+    from ml_images.settings import current_settings
+
+    new_eligible_products_sensor = build_new_eligible_products_sensor(current_settings().sensor)
 
     if ticks < 2:
         raise ValueError("need at least 2 ticks: the first is cold")

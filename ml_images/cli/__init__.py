@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ml_images.errors import ConfigurationError, MlImagesError
 from ml_images.redaction import configure_logging
+from ml_images.settings import current_settings
 
 _SUBCOMMAND_MODULES = ("db", "catalog", "models", "fetch", "worker", "partitions")
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Credentials are redacted from every log record, with -v or without.
     configure_logging(level=logging.DEBUG if args.verbose else logging.INFO)
     try:
+        current_settings()  # every variable validated once, before any command does anything
         return int(args.handler(args) or 0)
     except ConfigurationError as exc:
         print(f"ml-images: configuration error: {exc}", file=sys.stderr)

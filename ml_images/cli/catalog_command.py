@@ -8,7 +8,7 @@ from typing import Any
 
 from ml_images.catalog.db import create_catalog_engine, ensure_schema_current, make_session_factory, safe_url
 from ml_images.catalog.loader import FORMATS, CatalogLoader, CatalogLoadError, LoadReport
-from ml_images.settings import Settings
+from ml_images.settings import current_settings
 
 
 def register(subparsers: Any) -> None:
@@ -34,7 +34,7 @@ def _print_report(report: LoadReport) -> None:
 
 
 def load_command(args: argparse.Namespace) -> int:
-    url = Settings.from_env().database_url
+    url = current_settings().database_url
     engine = create_catalog_engine(url)
     try:
         ensure_schema_current(engine)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ml_images.processing import model_provisioning as mp
-from ml_images.settings import Settings
+from ml_images.settings import current_settings
 
 
 def _model_name(args: argparse.Namespace) -> str:
     # Default: the model the pipeline will use (ML_IMAGES_REMBG_MODEL, itself defaulting to u2netp).
-    return str(args.model or Settings.from_env().rembg_model)
+    return str(args.model or current_settings().rembg_model)
 
 
 def _install(args: argparse.Namespace) -> int:

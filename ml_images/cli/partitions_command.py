@@ -11,7 +11,7 @@ from ml_images.catalog.done_products import DoneProductFinder
 from ml_images.catalog.models import utcnow
 from ml_images.cli.fetch_command import prepare_dagster_home
 from ml_images.orchestration.partition_pruning import PartitionPruner
-from ml_images.settings import Settings
+from ml_images.settings import current_settings
 
 DEFAULT_AGE_DAYS = 30.0
 
@@ -45,7 +45,7 @@ def prune_command(args: argparse.Namespace) -> int:
         return 2
     from dagster import DagsterInstance
 
-    settings = Settings.from_env()
+    settings = current_settings()
     prepare_dagster_home()
     engine = create_catalog_engine(settings.database_url)
     try:

@@ -2,8 +2,8 @@
 
 ``ML_IMAGES_EXECUTOR=celery`` sends every step to the broker named by ``ML_IMAGES_CELERY_BROKER_URL`` (e.g. RabbitMQ)
 with results in ``ML_IMAGES_CELERY_BACKEND_URL`` (e.g. Redis, default ``rpc://``); ``ml-images worker`` starts a
-worker that takes them. The executor reads both URLs from the environment when a run starts (``EnvVar``-style
-config), so they never appear in a run's stored configuration.
+worker that takes them. The executor reads both URLs from the environment when a run starts (Dagster's ``{"env": ...}``
+config source), so they never appear in a run's stored configuration.
 
 Workers on other machines share nothing with the process that launched the run but the broker, the catalog
 database, the Dagster instance and the image store: a Celery deployment whose instance storage is SQLite, or whose
@@ -12,7 +12,6 @@ images go to the local folder, would lose runs or pictures, and is refused at st
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +19,13 @@ from typing import Any
 from dagster import ExecutorDefinition, in_process_executor
 
 from ml_images.errors import ConfigurationError
+from ml_images.settings import DEFAULT_CELERY_BACKEND, EXECUTORS, Settings
 
 EXECUTOR_ENV = "ML_IMAGES_EXECUTOR"
 BROKER_ENV = "ML_IMAGES_CELERY_BROKER_URL"
 BACKEND_ENV = "ML_IMAGES_CELERY_BACKEND_URL"
-IN_PROCESS = "in_process"
-CELERY = "celery"
-EXECUTORS = (IN_PROCESS, CELERY)
-DEFAULT_BACKEND = "rpc://"
+IN_PROCESS, CELERY = EXECUTORS
+DEFAULT_BACKEND = DEFAULT_CELERY_BACKEND
 #: The queue dagster-celery routes steps to (its default); workers listen on it.
 CELERY_QUEUE = "dagster"
 
@@ -48,18 +46,15 @@ class ExecutionSettings:
     backend_url: str | None = field(default=None, repr=False)
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> ExecutionSettings:
+        return cls(
+            executor=settings.executor, broker_url=settings.celery_broker_url, backend_url=settings.celery_backend_url
+        )
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutionSettings:
-        env = os.environ if env is None else env
-        executor = (env.get(EXECUTOR_ENV) or IN_PROCESS).strip().lower() or IN_PROCESS
-        if executor not in EXECUTORS:
-            raise ConfigurationError(f"{EXECUTOR_ENV} must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-        broker = (env.get(BROKER_ENV) or "").strip() or None
-        backend = (env.get(BACKEND_ENV) or "").strip() or None
-        if executor == CELERY and broker is None:
-            raise ConfigurationError(
-                f"{EXECUTOR_ENV}=celery needs {BROKER_ENV} (e.g. amqp://guest:guest@127.0.0.1:5672//)"
-            )
-        return cls(executor=executor, broker_url=broker, backend_url=backend)
+        """The executor part of ``Settings.from_env(env)`` (validated with everything else)."""
+        return cls.from_settings(Settings.from_env(env))
 
     @property
     def distributed(self) -> bool:

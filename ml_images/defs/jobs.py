@@ -5,7 +5,6 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from ml_images.orchestration.config import BACKGROUND_REMOVAL_WORKLOAD, WORKLOAD_TAG
-from ml_images.orchestration.partitions import products_partitions
 
 FETCH_ML_IMAGES_JOB = "fetch_ml_images"
 PRODUCT_IMAGES_JOB = "product_images_job"
@@ -21,8 +20,9 @@ fetch_ml_images = define_asset_job(
 
 product_images_job = define_asset_job(
     PRODUCT_IMAGES_JOB,
+    # Partitioned by `products` because product_images is: Dagster infers a job's partitions from its assets
+    # (`define_asset_job(partitions_def=...)` is deprecated, removed in 2.0).
     selection=AssetSelection.assets("product_images"),
-    partitions_def=products_partitions,
     # Lets `concurrency.runs.tag_concurrency_limits` in dagster.yaml cap how many image runs (each doing
     # background removal on the CPU) the run queue starts at once.
     tags={WORKLOAD_TAG: BACKGROUND_REMOVAL_WORKLOAD},

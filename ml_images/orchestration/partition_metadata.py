@@ -1,16 +1,21 @@
 """Per-partition metadata in a partition-range run, at a cost independent of how many partitions exist.
 
-Dagster 1.13's way to give each partition of a range run its own metadata is
-``context.add_asset_metadata(metadata, partition_key=key)``: it is merged into that partition's materialisation
-event, on top of the metadata of the returned ``MaterializeResult``. But each call validates ``key`` by loading
-*every* key of the dynamic partitions definition: measured on this machine, one call costs 0.12 s with 10,000
-registered products and 0.94 s with 100,000 (PostgreSQL instance), i.e. 3 s and 23 s for a run of 25 products.
+The one function here, ``add_partition_metadata``, is the only place the project touches a Dagster internal.
+Measured at 100,000 registered partitions on a PostgreSQL instance (``benchmarks/partition_metadata_cost.py``,
+figures in ``benchmarks/RESULTS.md``), for a range run of 25 partitions:
 
-``add_partition_metadata`` validates the keys once against ``context.partition_keys`` (which the run has
-resolved anyway) and records the metadata in the step's metadata accumulator, the same place
-``add_asset_metadata`` records it after its check. That accumulator is internal to Dagster, so the fast path is
-taken only when it looks exactly as expected (dagster is pinned below 1.14), and the public call is the fallback;
-``ml_images_tests/defs`` checks both the result and that the fast path is used.
+* ``context.add_asset_metadata(metadata, partition_key=key)``, the public call, loads every key of the dynamic
+  partitions definition to validate each call: 1.85 s per partition, 46 s of the run;
+* ``context.log_event(AssetMaterialization(partition=key, ...))``, also public, is as cheap as the path below but
+  only when the step yields no output, and a step without an output skips the asset check that follows it in the
+  run (with an output every partition would be materialised twice);
+* the step's metadata accumulator, where ``add_asset_metadata`` records the metadata after its check: 52 ms per
+  partition, one resolution of the range for the whole batch.
+
+So the keys are validated once against ``context.partition_keys`` (which the run has resolved anyway) and the
+metadata goes to the accumulator, taken only when it looks exactly as expected (dagster is pinned below 1.14);
+otherwise the public call is the fallback. ``ml_images_tests/defs`` checks both the result and that the fast path
+is used.
 """
 
 from __future__ import annotations

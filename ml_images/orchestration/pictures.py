@@ -16,14 +16,11 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from ml_images.errors import ConfigurationError, StorageUnavailableError
-from ml_images.settings import env_number
+from ml_images.errors import StorageUnavailableError
 from ml_images.storage.base import ImageStore
 from ml_images.storage.local import LocalImageStore
 from ml_images.storage.s3 import S3ImageStore
@@ -37,9 +34,6 @@ PREVIEW_STEPS = ((64, 40), (56, 30), (48, 30), (48, 20), (40, 20), (32, 20))
 #: Leaves room for the markdown around it below Dagster's 1,000-character limit for in-place markdown.
 PREVIEW_MAX_CHARS = 900
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
-#: SigV4 presigned URLs are valid for at most seven days.
-MAX_PRESIGNED_HOURS = 168.0
-PRESIGNED_LINK_HOURS_VAR = "ML_IMAGES_PRESIGNED_LINK_HOURS"
 
 
 @dataclass(frozen=True)
@@ -117,15 +111,6 @@ class PictureViews:
         return "private objects: set ML_IMAGES_PUBLIC_BASE_URL or ML_IMAGES_PRESIGNED_LINK_HOURS to link them"
 
 
-def presigned_link_hours(env: Mapping[str, str] | None = None) -> float:
-    """``ML_IMAGES_PRESIGNED_LINK_HOURS`` (0, the default, means no presigned links); at most seven days."""
-    hours = env_number(os.environ if env is None else env, PRESIGNED_LINK_HOURS_VAR, 0.0, minimum=0.0)
-    if hours > MAX_PRESIGNED_HOURS:
-        raise ConfigurationError(f"{PRESIGNED_LINK_HOURS_VAR} must be at most {MAX_PRESIGNED_HOURS:g}, got {hours:g}")
-    return hours
-
-
-def store_kind(env: Mapping[str, str] | None = None) -> str:
+def store_kind(bucket: str | None) -> str:
     """The asset kind tag of the image store the code location is configured with (``AWS_STORAGE_BUCKET_NAME``)."""
-    env = os.environ if env is None else env
-    return "s3" if (env.get("AWS_STORAGE_BUCKET_NAME") or "").strip() else "filesystem"
+    return "s3" if bucket else "filesystem"

@@ -19,8 +19,8 @@ from ml_images.orchestration.pictures import (
     PREVIEW_MAX_CHARS,
     THUMBNAIL_SIDE,
     PictureViews,
-    presigned_link_hours,
 )
+from ml_images.settings import Settings
 from ml_images.storage.local import LocalImageStore
 from ml_images.storage.s3 import S3ImageStore
 
@@ -115,13 +115,14 @@ def test_public_read_s3_objects_link_their_recorded_url(s3_endpoint: dict[str, s
 
 @pytest.mark.parametrize(("raw", "hours"), [(None, 0.0), ("", 0.0), ("12", 12.0), ("168", 168.0)])
 def test_presigned_link_hours(raw: str | None, hours: float):
-    assert presigned_link_hours({} if raw is None else {"ML_IMAGES_PRESIGNED_LINK_HOURS": raw}) == hours
+    env = {} if raw is None else {"ML_IMAGES_PRESIGNED_LINK_HOURS": raw}
+    assert Settings.from_env(env).presigned_link_hours == hours
 
 
 @pytest.mark.parametrize("raw", ["169", "-1", "a day"])
 def test_presigned_link_hours_refuses_bad_values(raw: str):
     with pytest.raises(ConfigurationError, match="ML_IMAGES_PRESIGNED_LINK_HOURS"):
-        presigned_link_hours({"ML_IMAGES_PRESIGNED_LINK_HOURS": raw})
+        Settings.from_env({"ML_IMAGES_PRESIGNED_LINK_HOURS": raw})
 
 
 def test_each_images_facts_name_its_source_and_its_judgement() -> None:

@@ -19,7 +19,7 @@ from dagster._core.test_utils import create_run_for_test
 from ml_images.catalog.recorder import ImageRecorder
 from ml_images.defs.jobs import PRODUCT_IMAGES_JOB
 from ml_images.defs.resources import CatalogDatabaseResource
-from ml_images.defs.sensors.new_products import build_new_eligible_products_sensor, new_eligible_products_sensor
+from ml_images.defs.sensors.new_products import build_new_eligible_products_sensor
 from ml_images.orchestration.config import SensorSettings
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, run_partition_keys
 from ml_images.orchestration.run_holders import holder_tags
@@ -57,6 +57,7 @@ def _batches(instance: DagsterInstance, result: SensorResult) -> list[list[str]]
 
 
 def test_the_sensor_is_running_by_default():
+    new_eligible_products_sensor = build_new_eligible_products_sensor(SensorSettings())
     assert new_eligible_products_sensor.default_status == DefaultSensorStatus.RUNNING
     assert new_eligible_products_sensor.minimum_interval_seconds == 60
     assert new_eligible_products_sensor.job_name == PRODUCT_IMAGES_JOB

@@ -14,8 +14,9 @@ failed (red) next to the stored ones (green). That is their recorded outcome, no
 ``ml-images fetch`` tells it from a fault by the outcomes in ``image_fetch_attempt``.
 
 Faults: an exhausted quota or a configuration error raises ``Failure(allow_retries=False)``; an infrastructure
-fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). Either way the
-products not finished stay pending and the message says what was done and what is left.
+fault raises a retryable ``Failure`` (the ``RetryPolicy`` tries again with exponential backoff). A fault that stops
+the batch (or a stop request) also tags the run ``ml_images/stopped_by=<reason code>``, which ``ml-images fetch``
+reads. Either way the products not finished stay pending and the message says what was done and what is left.
 """
 
 import warnings
@@ -49,8 +50,8 @@ from ml_images.errors import ConfigurationError, SearchQuotaError
 from ml_images.orchestration.config import (
     IMAGE_SEARCH_POOL,
     NO_PICTURES_KEY,
+    STOPPED_BY_TAG,
     ProductImagesConfig,
-    SensorSettings,
     transient_retry_policy,
 )
 from ml_images.orchestration.metadata import (
@@ -62,12 +63,13 @@ from ml_images.orchestration.metadata import (
 )
 from ml_images.orchestration.partition_metadata import add_partition_metadata
 from ml_images.orchestration.partitions import parse_product_key, products_partitions
-from ml_images.orchestration.pictures import PictureViews, presigned_link_hours, store_kind
+from ml_images.orchestration.pictures import PictureViews, store_kind
 from ml_images.orchestration.progress import product_done
 from ml_images.orchestration.services import build_pipeline
 from ml_images.outcomes import ProductStatus, ReasonCode
 from ml_images.pipeline.failures import failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport
+from ml_images.settings import Settings, current_settings
 
 #: Outcomes whose partition is not materialised: the product got no pictures in this run (listing in ERROR, or
 #: left pending because every candidate was unreachable).
@@ -107,7 +109,6 @@ def _failure(batch: BatchReport, keys_total: int, *, allow_retries: bool) -> Fai
         ),
         metadata={
             **batch_metadata(batch),
-            **({"stopped_by": type(cause).__name__} if cause is not None else {}),
             "products": batch_table(batch),
             "left_pending": MetadataValue.json(left),
         },
@@ -161,27 +162,40 @@ def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure
             f"{failure_reason_code(error)} ({type(error).__name__}: {error}). Nothing was processed; "
             f"left pending: {ids[:50]}{' …' if len(ids) > 50 else ''}"
         ),
-        metadata={"stopped_by": type(error).__name__, "left_pending": MetadataValue.json(ids)},
+        metadata={"left_pending": MetadataValue.json(ids)},
         allow_retries=False,
     )
 
 
-def build_product_images_asset(retry_policy: RetryPolicy | None = None) -> AssetsDefinition:
-    """The asset; tests build it with a fast retry policy, the code location with ``transient_retry_policy()``."""
+def _tag_stopped(context: AssetExecutionContext, reason_code: str) -> None:
+    """Marks the run as stopped by a fault every later run would meet (read by ``ml-images fetch``)."""
+    context.instance.add_run_tags(context.run.run_id, {STOPPED_BY_TAG: reason_code})
+
+
+def build_product_images_asset(
+    retry_policy: RetryPolicy | None = None, settings: Settings | None = None
+) -> AssetsDefinition:
+    """The asset, from ``settings`` (default: the process's); tests build it with a fast retry policy, the code
+    location with ``transient_retry_policy(settings)``."""
+    settings = current_settings() if settings is None else settings
     with warnings.catch_warnings():
-        # `backfill_policy` is marked beta; the single-run policy is what makes a run carry a batch, on purpose.
+        # `backfill_policy` is marked beta; the multi-run policy is what bounds a UI backfill to runs of a batch.
         warnings.simplefilter("ignore", BetaWarning)
-        return _define_product_images(retry_policy if retry_policy is not None else transient_retry_policy())
+        return _define_product_images(
+            retry_policy if retry_policy is not None else transient_retry_policy(settings),
+            store_kind(settings.bucket),
+            settings.sensor.batch_size,
+        )
 
 
-def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
+def _define_product_images(retry_policy: RetryPolicy, kind: str, batch_size: int) -> AssetsDefinition:
     @asset(
         name="product_images",
         group_name="images",
-        kinds={"python", store_kind()},
+        kinds={"python", kind},
         output_required=False,
         partitions_def=products_partitions,
-        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=SensorSettings.from_env().batch_size),
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=batch_size),
         deps=[pending_image_products],
         pool=IMAGE_SEARCH_POOL,
         retry_policy=retry_policy,
@@ -215,13 +229,14 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         if context.retry_number:
             context.log.info(f"retry {context.retry_number}: products already done are skipped")
         try:
-            link_hours = presigned_link_hours()
+            link_hours = image_store.settings().presigned_link_hours
             pipeline = build_pipeline(
                 catalog, image_search, image_store, background_remover, search_cache=not config.force
             )
         except ConfigurationError as exc:
             # A bad variable or a missing key fails every attempt alike: no retry (the RetryPolicy would otherwise
             # spend minutes on it), nothing claimed, every product left pending.
+            _tag_stopped(context, failure_reason_code(exc))
             raise _configuration_failure(exc, ids) from exc
         try:
             batch = pipeline.process_batch(
@@ -229,24 +244,25 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
             )
         except (KeyboardInterrupt, DagsterExecutionInterruptedError) as exc:
             # Dagster retries an interrupted step under a RetryPolicy; a request to stop (SIGINT/SIGTERM) must stop.
+            _tag_stopped(context, ReasonCode.INTERRUPTED)
             raise Failure(
                 description=(
                     f"{ReasonCode.INTERRUPTED}: the run was told to stop; the products in flight released their claims "
                     "(recorded as interrupted), the others stay pending"
                 ),
-                metadata={"stopped_by": ReasonCode.INTERRUPTED.value},
                 allow_retries=False,
             ) from exc
         context.log.info(batch.summary())
 
         if batch.abort_error is not None:
+            _tag_stopped(context, failure_reason_code(batch.abort_error))
             retryable = not isinstance(batch.abort_error, SearchQuotaError | ConfigurationError)
             raise _failure(batch, len(keys), allow_retries=retryable) from batch.abort_error
         if batch.with_status(ProductStatus.FAILED):
             raise _failure(batch, len(keys), allow_retries=True)
 
         products = _product_infos(catalog, ids)
-        views = PictureViews(image_store.build_store(catalog.settings()), presigned_link_hours=link_hours)
+        views = PictureViews(image_store.store(), presigned_link_hours=link_hours)
         shared = batch_metadata(batch, products)
         per_partition.update((str(r.product_id), _product_entry(r, products, views, context)) for r in batch.reports)
         without_pictures = [r for r in batch.reports if r.status in WITHOUT_PICTURES]
@@ -266,6 +282,3 @@ def _define_product_images(retry_policy: RetryPolicy) -> AssetsDefinition:
         raise _no_pictures_failure(batch, without_pictures, products, shared)
 
     return product_images
-
-
-product_images = build_product_images_asset()

@@ -15,7 +15,6 @@ from ml_images.defs.resources import CatalogDatabaseResource
 from ml_images.orchestration.config import DRY_RUN_TAG, SelectionConfig
 from ml_images.orchestration.metadata import PREVIEW_ROWS, preview_rows, preview_table
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, register_products, unregistered
-from ml_images.orchestration.services import build_selection
 from ml_images.outcomes import ReasonCode
 from ml_images.search.cost_estimate import SearchCostEstimator
 
@@ -26,7 +25,7 @@ from ml_images.search.cost_estimate import SearchCostEstimator
     description="Products eligible for Mercado Libre (active, flagged, fresh, above the category's price threshold).",
 )
 def eligible_products(context: AssetExecutionContext, catalog: CatalogDatabaseResource) -> MaterializeResult:
-    services = build_selection(catalog)
+    services = catalog.selection()
     count = services.product_filter.count_eligible()
     sample = services.product_filter.get_eligible_products(limit=PREVIEW_ROWS)
     context.log.info(f"{count} eligible products")
@@ -52,7 +51,7 @@ def eligible_products(context: AssetExecutionContext, catalog: CatalogDatabaseRe
 def pending_image_products(
     context: AssetExecutionContext, config: SelectionConfig, catalog: CatalogDatabaseResource
 ) -> Iterator[MaterializeResult]:
-    services = build_selection(catalog)
+    services = catalog.selection()
     pending_count = services.selector.count_pending()
     selected = services.select_ids(limit=config.limit, product_ids=config.product_ids)
     keys = [str(pid) for pid in selected]
@@ -82,8 +81,8 @@ def pending_image_products(
     estimator = SearchCostEstimator(
         catalog.session_factory(),
         services.queries,
-        mode=services.settings.search_mode,
-        provider=services.settings.search_provider,
+        mode=catalog.settings().search_mode,
+        provider=catalog.settings().search_provider,
     )
     metadata.update(estimator.estimate(selected).metadata())
     if config.limit is not None:

@@ -37,7 +37,6 @@ from ml_images.orchestration.config import SensorSettings
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, plan_sensor_batches, products_partitions
 from ml_images.orchestration.run_holders import fail_dead_runs
 from ml_images.orchestration.sensor_cursor import SensorCursor
-from ml_images.orchestration.services import build_selection
 
 SENSOR_NAME = "new_eligible_products_sensor"
 #: How far back the registration order is read to batch already-registered products by position (products retried
@@ -56,8 +55,8 @@ def _run_key(tick: int, keys: tuple[str, ...]) -> str:
     return f"products-tick{tick}-{keys[0]}-{keys[-1]}-{digest}"
 
 
-def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -> SensorDefinition:
-    limits = settings or SensorSettings.from_env()
+def build_new_eligible_products_sensor(limits: SensorSettings) -> SensorDefinition:
+    """The sensor with ``limits`` (the code location passes the settings registry's ``sensor``)."""
 
     @sensor(
         name=SENSOR_NAME,
@@ -88,7 +87,7 @@ def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -
             )
 
         budget = min(limits.max_products_per_tick, free_runs * limits.batch_size)
-        selector = build_selection(catalog).selector
+        selector = catalog.selection().selector
         candidates = selector.pending_product_ids(budget, exclude_ids=sorted(cursor.requested), exclude_in_flight=True)
         if not candidates:
             return SensorResult(skip_reason="no eligible product needs images", cursor=cursor.dump())
@@ -119,6 +118,3 @@ def build_new_eligible_products_sensor(settings: SensorSettings | None = None) -
         )
 
     return new_eligible_products_sensor
-
-
-new_eligible_products_sensor = build_new_eligible_products_sensor()
