@@ -44,16 +44,18 @@ def test_haze_goes_to_zero_and_the_object_to_255_with_a_thin_soft_edge():
 def test_small_islands_are_dropped_and_a_large_second_part_is_kept():
     alpha = disc(300, (40, 40, 200, 200))  # main part
     alpha[260:266, 260:266] = 255  # a speck (0.2 % of the main part)
-    second = disc(300, (215, 100, 290, 175))  # a second part, about a fifth of the first
+    # a second part, about a third of the first (a smaller one beside it would be a prop: test_one_item.py)
+    second = disc(300, (205, 60, 295, 150))
     alpha = np.maximum(alpha, second)
     cleaned = clean_mask(alpha)
     assert cleaned.alpha[262, 262] == 0
-    assert cleaned.alpha[137, 252] == 255
+    assert cleaned.alpha[105, 250] == 255
     f = cleaned.figures
     assert f.islands_dropped == 1
     assert f.objects == 2
-    assert f.second_object_ratio == pytest.approx((75 / 160) ** 2, rel=0.1)
-    assert not cleaned.main[137, 252]  # the largest part is the first disc
+    assert f.second_object_ratio == pytest.approx((90 / 160) ** 2, rel=0.1)
+    assert f.props_removed == 0
+    assert not cleaned.main[105, 250]  # the largest part is the first disc
     assert cleaned.main[120, 120]
 
 
