@@ -16,6 +16,10 @@ are kept with the best attempt as cover and the outcome is flagged.
 
 Gallery pictures skip the model: about 30-50 ms each.
 
+Length (~370 lines, over the usual 300): one class whose steps — decode every candidate, choose the cover, the
+lenient fallback, fill the gallery — share its configuration and one product's candidates; half of it is the
+validated constructor. The work on one image is in ``candidate_canvas.py``.
+
 Thread-safety: the service holds configuration only; each ``process_product`` call has its own de-duplication
 state, and the shared ``BackgroundRemover`` and ``TextDetector`` are thread-safe. The pipeline runs two products
 at once.
