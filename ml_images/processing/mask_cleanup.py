@@ -179,9 +179,12 @@ def clean_mask(alpha: np.ndarray, settings: MaskCleanup | None = None, *, measur
         # Soft values survive only within edge_px of the outline: outside the body they are the model's
         # anti-aliasing (never a dropped island's pixels), inside it the outline's inner half.
         edge_out = grow(body, s.edge_px) if s.edge_px != band else grown
-        near_outside = edge_out & ~body & (raw < HARD)
+        # Only along the confident outline: where a half-sure region joined the object, the model's soft values
+        # are its doubt, not anti-aliasing, and kept they would be a grey fringe there; that outline stays hard.
+        confident = raw >= HARD
+        near_outside = edge_out & ~body & ~confident & grow(confident, s.edge_px)
         out[near_outside] = raw[near_outside]
-        near_inside = body & ~shrink(body, s.edge_px) & ~filled
+        near_inside = body & ~shrink(body, s.edge_px) & ~filled & confident
         out[near_inside] = raw[near_inside]
     out[out < s.low] = 0
     out[out > s.high] = 255
@@ -190,7 +193,11 @@ def clean_mask(alpha: np.ndarray, settings: MaskCleanup | None = None, *, measur
     area = int(body.sum())
     ys, xs = np.nonzero(body)
     height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
-    doubtful = (raw >= s.doubtful_low) & (raw < HARD) & ~grown
+    # Doubt is measured around what the model was sure of, before half-sure regions joined it: the gate judges
+    # the model's confidence (a lost bezel left at 40-60 % is still doubt), the clean-up only repairs the cut-out.
+    sure_body = (body & (raw >= HARD)) | filled
+    sure = grown if s.weak >= HARD else grow(sure_body, band)
+    doubtful = (raw >= s.doubtful_low) & (raw < HARD) & ~sure
     if props.any():  # a prop's own soft outline is not doubt about the product
         doubtful &= ~grow(np.isin(labels, np.flatnonzero(props) + 1), band)
     if not measure_doubt:
@@ -201,7 +208,7 @@ def clean_mask(alpha: np.ndarray, settings: MaskCleanup | None = None, *, measur
     second = float(kept_sizes[1] / kept_sizes[0]) if kept_sizes.size > 1 else 0.0
     figures = MaskFigures(
         kept_share=area / raw.size,
-        doubtful_share=float(doubtful.sum()) / area,
+        doubtful_share=float(doubtful.sum()) / max(1, int(sure_body.sum())),
         islands_dropped=islands_dropped,
         island_share=island_area / area,
         holes_filled=int(small.size),
