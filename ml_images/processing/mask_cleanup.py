@@ -186,6 +186,11 @@ def clean_mask(alpha: np.ndarray, settings: MaskCleanup | None = None, *, measur
         out[near_outside] = raw[near_outside]
         near_inside = body & ~shrink(body, s.edge_px) & ~filled & confident
         out[near_inside] = raw[near_inside]
+        # There the outline is anti-aliased from the mask itself (a slight blur of it), not left as stair steps.
+        joined_edge = (edge_out & ~body & ~near_outside) | (body & ~shrink(body, s.edge_px) & ~filled & ~confident)
+        if joined_edge.any():
+            smooth = ndi.gaussian_filter(body.astype(np.float32), 0.8) * 255
+            out[joined_edge] = np.clip(smooth[joined_edge], 0, 255).astype(np.uint8)
     out[out < s.low] = 0
     out[out > s.high] = 255
 
