@@ -82,10 +82,14 @@ def check_lines(checks: Mapping[str, Any] | None) -> list[list[Figure]]:
     )
     mask = summary["mask"] or {}
     edges = summary["truncated_edges"]
+    props = mask.get("props_removed") or 0  # a cup beside the product, removed from the cut-out (one item only)
     parts = (
         Figure("cut off " + "+".join(edges), True)
         if edges
-        else Figure(f"parts {mask.get('objects', '–')}", "cover_multiple_objects" in failed)
+        else Figure(
+            f"parts {mask.get('objects', '–')}" + (f" −{props} prop" if props else ""),
+            "cover_multiple_objects" in failed,
+        )
     )
     lines.append([Figure(f"fill {number(summary['fill'])}"), parts])
     if mask:

@@ -8,7 +8,7 @@ the composition's geometry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -46,7 +46,10 @@ class Cutout:
 def from_mask(method: str, raw: np.ndarray, cleanup: MaskCleanup | None, *, model: bool = True) -> Cutout:
     """Measure (always) and clean (when ``cleanup`` is given) a raw mask. ``model=False``: the mask is not a
     model's guess (a flood fill), so there is no "doubtful" region to measure."""
-    cleaned = clean_mask(raw, cleanup or MaskCleanup(), measure_doubt=model)
+    settings = cleanup or MaskCleanup()
+    if not model:  # a flood fill's soft values are its anti-aliasing, never half-sure parts to join
+        settings = replace(settings, weak=HARD)
+    cleaned = clean_mask(raw, settings, measure_doubt=model)
     alpha = cleaned.alpha if cleanup is not None else raw
     return Cutout(method, raw, alpha, cleaned.main, cleaned.figures, cleanup is not None)
 

@@ -10,8 +10,9 @@ Order matters for safety and speed (docs/decisions.md §4):
 5. load (truncated/corrupt data raises here; ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False, its default),
    take the first frame of an animation;
 6. fix the mode (palette, 16-bit without clipping, CMYK...), convert an embedded ICC profile to sRGB, flatten any
-   transparency onto white — in horizontal strips reduced as they go when the picture is at least twice the size
-   the canvas needs, so no full-size copy is ever made — and apply the EXIF orientation to the result.
+   transparency onto white (``colour_modes.py``) — in horizontal strips reduced as they go when the picture is at
+   least twice the size the canvas needs, so no full-size copy is ever made — and apply the EXIF orientation to
+   the result.
 
 Memory (issue 10: a 1.5 KB 6000×6000 lossless WebP decoded to a 594 MB peak). Only JPEG can be decoded at a
 reduced scale; every other format is decoded at full size, and what that costs per pixel was measured
@@ -26,7 +27,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import io
-import logging
 import struct
 import threading
 import zlib
@@ -34,21 +34,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ml_images.errors import ConfigurationError
+from ml_images.processing.colour_modes import WHITE, flatten_on_white, image_peak, normalise_mode, to_srgb
 from ml_images.processing.results import ImageRefused
 
-log = logging.getLogger(__name__)
+__all__ = ["WHITE", "DecodedImage", "decode_image", "estimated_decode_bytes", "pixel_cap"]
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF")
-WHITE = (255, 255, 255)
 
 # Errors Pillow's decoders raise on malformed input (docs/decisions.md §4), plus what zlib/struct leak.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error)
-
-_SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 DEFAULT_MAX_PIXELS = 40_000_000
 #: Peak memory a decode may need, estimated from the header (``estimated_decode_bytes``). Measured in the run
@@ -188,86 +185,6 @@ def _draft_size(width: int, height: int, box: int) -> tuple[int, int]:
     return max(1, int(width * ratio)), max(1, int(height * ratio))
 
 
-def _peak(im: Image.Image) -> float:
-    """The largest value of a single-band image (whole picture: strips must all be scaled alike)."""
-    extrema = im.getextrema()
-    high = extrema[1] if isinstance(extrema, tuple) and not isinstance(extrema[0], tuple) else 0
-    return float(high) if isinstance(high, int | float) and high == high else 0.0  # NaN counts as 0
-
-
-def _sixteen_bit_to_l(im: Image.Image, peak: float) -> Image.Image:
-    """``convert("L")`` clips 16-bit values at 255 (40000 → 255, not 155); scale by 1/256 instead."""
-    arr = np.asarray(im)
-    if im.mode.startswith("I;16"):
-        out = arr.astype(np.uint16) >> 8
-    else:  # "I" (32-bit): treat as 16-bit when it carries values above 8 bits, else as 8-bit data
-        if peak <= 255:
-            out = np.clip(arr, 0, 255)
-        elif peak <= 65535:
-            out = np.clip(arr, 0, 65535) >> 8
-        else:
-            out = np.clip(arr, 0, None).astype(np.float64) * (255.0 / peak)
-    return Image.fromarray(out.astype(np.uint8), "L")
-
-
-def _float_to_l(im: Image.Image, peak: float) -> Image.Image:
-    arr = np.asarray(im, dtype=np.float64)
-    scale = 255.0 if peak <= 1.0 else 1.0
-    return Image.fromarray(np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8), "L")
-
-
-def _normalise_mode(im: Image.Image, peak: float = 0.0) -> Image.Image:
-    """Bring any mode to one of RGB, RGBA, L, CMYK (CMYK is handled with its ICC profile afterwards).
-    ``peak``: the whole picture's largest value, for the 32-bit and float modes."""
-    mode = im.mode
-    if mode in ("RGB", "RGBA", "L", "CMYK"):
-        return im
-    if mode == "P":
-        return im.convert("RGBA" if im.has_transparency_data else "RGB")
-    if mode in ("PA", "LA", "La", "RGBa"):
-        return im.convert("RGBA")
-    if mode.startswith("I"):
-        return _sixteen_bit_to_l(im, peak)
-    if mode == "F":
-        return _float_to_l(im, peak)
-    if mode == "1":
-        return im.convert("L")
-    return im.convert("RGB")  # RGBX, YCbCr, LAB, HSV
-
-
-def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
-    description = (ImageCms.getProfileDescription(profile) or "").lower()
-    return "srgb" in description
-
-
-def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
-    """Convert through the embedded profile. A broken or mismatching profile falls back to a plain convert."""
-    if icc:
-        try:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if not (im.mode in ("RGB", "RGBA") and _is_srgb(profile)):  # sRGB → sRGB is the common no-op
-                out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
-                converted = ImageCms.profileToProfile(im, profile, _SRGB_PROFILE, outputMode=out_mode)
-                if converted is not None:
-                    im = converted
-        except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
-            log.debug("ICC profile ignored (%s); plain conversion", exc)
-    if im.mode == "CMYK":  # no (usable) profile: Pillow's own conversion handles Adobe's inverted CMYK
-        im = im.convert("RGB")
-    return im
-
-
-def _flatten_on_white(im: Image.Image) -> Image.Image:
-    if im.mode != "RGBA":
-        return im
-    alpha = im.getchannel("A")
-    if alpha.getextrema() == (255, 255):
-        return im.convert("RGB")
-    canvas = Image.new("RGB", im.size, WHITE)
-    canvas.paste(im, mask=alpha)  # RGBA straight alpha: out = rgb·a + white·(1-a)
-    return canvas
-
-
 def _reduce_factor(size: tuple[int, int], fit_box: int | None) -> int:
     """The integer box-reduce that keeps the picture >= ``fit_box`` (1: none). The JPEG equivalent is ``draft()``."""
     return max(1, max(size) // fit_box) if fit_box else 1
@@ -276,18 +193,18 @@ def _reduce_factor(size: tuple[int, int], fit_box: int | None) -> int:
 def _normalised(im: Image.Image, icc: bytes | None, peak: float) -> tuple[Image.Image, bool]:
     """Mode fixed; an alpha picture also converted to sRGB and flattened on white (before any reduction, so no
     dark fringes). Returns (image, colour_done)."""
-    out = _normalise_mode(im, peak)
+    out = normalise_mode(im, peak)
     if out.mode == "RGBA":
-        return _flatten_on_white(_to_srgb(out, icc)), True
+        return flatten_on_white(to_srgb(out, icc)), True
     return out, False
 
 
 def _normalise_and_reduce(im: Image.Image, icc: bytes | None, factor: int) -> Image.Image:
     """Mode, colour, transparency and the integer reduction, without a full-size copy of a large picture."""
-    peak = _peak(im) if im.mode.startswith("I") or im.mode == "F" else 0.0
+    peak = image_peak(im) if im.mode.startswith("I") or im.mode == "F" else 0.0
     out, colour_done = _normalised(im, icc, peak) if factor < 2 else _reduced_in_strips(im, icc, peak, factor)
     if not colour_done:
-        out = _flatten_on_white(_to_srgb(out, icc))
+        out = flatten_on_white(to_srgb(out, icc))
     return out
 
 

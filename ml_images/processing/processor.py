@@ -5,19 +5,20 @@ canvas (``canvas.py``).
 
 The main picture (the *cover*) is chosen, not assumed. Candidates are tried as cover in the order given (the
 caller ranks them), except that a picture already on a white backdrop goes first: it is separated by a flood fill
-from its border (``studio_cutout.py``), no model, cleaner and cheaper. Any other candidate has its background
-removed by the model — shrink first, ``BackgroundRemover.remove()`` on the small copy, then the mask on the
-full-resolution crop (docs/decisions.md §2: the model sees 320×320 whatever the input). Either mask is cleaned
-(``mask_cleanup.py``) and the canvas is judged by the cover gate (``cover_gate.py``: white background, truncation,
-one object, a plausible cut-out, no text, the right product). The first candidate that passes becomes order 0;
-at most ``cover_attempts`` model runs (and as many flood fills) are spent per product. A candidate that failed
-only cover rules may still be a gallery picture; one showing another model (``wrong_product``) may not.
+from its border, no model, cleaner and cheaper. How one candidate is cut out, composed and judged is
+``candidate_canvas.py``. The first candidate that passes the gate becomes order 0; at most ``cover_attempts``
+model runs (and as many flood fills) are spent per product. A candidate that failed only cover rules may still be
+a gallery picture; one showing another model (``wrong_product``) may not.
 
 When no candidate passes, the outcome's ``cover_status`` is ``no_compliant_cover``: with ``cover_policy="strict"``
 nothing is kept (the caller marks the listing ERROR with the checks that failed); with ``"lenient"`` the pictures
 are kept with the best attempt as cover and the outcome is flagged.
 
 Gallery pictures skip the model: about 30-50 ms each.
+
+Length (~370 lines, over the usual 300): one class whose steps — decode every candidate, choose the cover, the
+lenient fallback, fill the gallery — share its configuration and one product's candidates; half of it is the
+validated constructor. The work on one image is in ``candidate_canvas.py``.
 
 Thread-safety: the service holds configuration only; each ``process_product`` call has its own de-duplication
 state, and the shared ``BackgroundRemover`` and ``TextDetector`` are thread-safe. The pipeline runs two products
@@ -26,33 +27,24 @@ at once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-
-import imagehash
-import numpy as np
-from PIL import Image
+from dataclasses import dataclass
 
 from ml_images.download.results import DownloadedImage
-from ml_images.errors import MlImagesError
 from ml_images.processing import canvas as cv
 from ml_images.processing.background import BackgroundRemover
-from ml_images.processing.cover_gate import CoverGate, CoverRules, CutoutView, photo_border_share
-from ml_images.processing.cutout import CANVAS_ALPHA_CUTOFF, Cutout, bool_image, from_mask, place_mask, studio_cutout
-from ml_images.processing.decode import WHITE, DecodedImage, decode_image
-from ml_images.processing.dedupe import DuplicateIndex, perceptual_hash, sha256_hex
-from ml_images.processing.left_out import left_out_share
+from ml_images.processing.candidate_canvas import JUDGE_SIDE, CanvasMaker, CoverTrial
+from ml_images.processing.cover_gate import CoverGate, CoverRules
+from ml_images.processing.decode import DecodedImage, decode_image
+from ml_images.processing.dedupe import DuplicateIndex, sha256_hex
 from ml_images.processing.mask_cleanup import MaskCleanup
 from ml_images.processing.product_match import ProductIdentity
-from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD, edge_luminance, kept_fraction
-from ml_images.processing.quality_score import quality_score
+from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD
 from ml_images.processing.results import (
     COVER_POLICIES,
     NO_COMPLIANT_COVER,
     WRONG_PRODUCT,
     CoverAttempt,
-    CoverChecks,
     ImageRefused,
     ProcessedImage,
     ProcessingOutcome,
@@ -61,38 +53,10 @@ from ml_images.processing.studio_cutout import Backdrop, StudioSettings, detect_
 from ml_images.processing.text_detection import TextDetector, get_shared_text_detector
 from ml_images.refusals import Refusal
 
-log = logging.getLogger(__name__)
+__all__ = ["COMPLIANT", "JUDGE_SIDE", "CoverTrial", "ImageProcessorService"]
 
-# Longest side of the copy the model works on. u2netp's input is 320×320 and its mask is upsampled anyway; 512
-# keeps the bounding box within a pixel or two of full resolution at a quarter of the compositing cost of 1000².
-REMOVAL_WORKING_SIDE = 512
-_PREVIEW_CANVAS = 256  # the main picture's un-removed framing is hashed on a small canvas (same hash, cheaper)
-JUDGE_SIDE = 384  # the canvas copy the gate measures and reads text on
 _BACKDROP_PROBE_SIDE = 192  # a white backdrop is recognised on a small copy (about a millisecond)
 COMPLIANT = "compliant"
-
-
-@dataclass(frozen=True)
-class _Result:
-    image: ProcessedImage
-    hashes: tuple[imagehash.ImageHash, ...]  # canvas phash first; the main picture adds its un-removed framing
-
-
-@dataclass(frozen=True)
-class CoverTrial:
-    """One candidate made into a cover and judged. ``cutout`` is None when no cut-out was made (no remover, the
-    removal failed or its mask was rejected); ``object_box`` is the crop of the working copy that was composed."""
-
-    result: _Result
-    checks: CoverChecks
-    cutout: Cutout | None
-    work_size: tuple[int, int]
-    object_box: cv.Box | None
-    model_ran: bool
-
-    @property
-    def image(self) -> ProcessedImage:
-        return self.result.image
 
 
 @dataclass
@@ -173,6 +137,20 @@ class ImageProcessorService:
         self.studio_settings = studio_settings or StudioSettings()
         detector = (text_detector or get_shared_text_detector()) if detect_text else None
         self.gate = CoverGate(cover_rules, detector)
+        self.maker = CanvasMaker(
+            background_remover=background_remover,
+            gate=self.gate,
+            canvas_size=canvas_size,
+            fill_ratio=fill_ratio,
+            min_side=min_side,
+            jpeg_quality=jpeg_quality,
+            mask_min_fraction=mask_min_fraction,
+            mask_max_fraction=mask_max_fraction,
+            dark_edge_threshold=dark_edge_threshold,
+            clean_masks=clean_masks,
+            mask_cleanup=self.mask_cleanup,
+            studio_settings=self.studio_settings,
+        )
 
     # -- one product -------------------------------------------------------------------------------------------
 
@@ -241,13 +219,13 @@ class ImageProcessorService:
         if remove_background:
             return self.trial_cover(download, product=product).image
         decoded = self._decode(download)
-        return self._gallery(decoded, download.final_url, sha256_hex(download.data)).image
+        return self.maker.gallery(decoded, download.final_url, sha256_hex(download.data)).image
 
     def trial_cover(self, download: DownloadedImage, *, product: ProductIdentity | None = None) -> CoverTrial:
         """Make one candidate into a cover and judge it, with the cut-out itself (benchmarks, diagnostics)."""
         decoded = self._decode(download)
         backdrop = self._backdrop(decoded)
-        return self._trial(decoded, download.final_url, sha256_hex(download.data), backdrop, product)
+        return self.maker.trial(decoded, download.final_url, sha256_hex(download.data), backdrop, product)
 
     # -- steps of a product --------------------------------------------------------------------------------------
 
@@ -309,7 +287,7 @@ class ImageProcessorService:
                 plain_runs += 1
             url = candidate.download.final_url
             try:
-                trial = self._trial(candidate.decoded, url, candidate.source_hash, candidate.backdrop, product)
+                trial = self.maker.trial(candidate.decoded, url, candidate.source_hash, candidate.backdrop, product)
             except ImageRefused as exc:
                 if candidate.backdrop is None and self.background_remover is not None:
                     model_runs += 1
@@ -339,7 +317,7 @@ class ImageProcessorService:
                 continue
             url = candidate.download.final_url
             try:
-                candidate.trial = self._trial(candidate.decoded, url, candidate.source_hash, None, None, cut=False)
+                candidate.trial = self.maker.trial(candidate.decoded, url, candidate.source_hash, None, None, cut=False)
             except ImageRefused as exc:
                 candidate.refused = True
                 refusals.append(Refusal("process", exc.reason, url, exc.detail))
@@ -365,7 +343,7 @@ class ImageProcessorService:
                 break
             url = candidate.download.final_url
             try:
-                result = self._gallery(
+                result = self.maker.gallery(
                     candidate.decoded,
                     url,
                     candidate.source_hash,
@@ -384,179 +362,6 @@ class ImageProcessorService:
             seen.add(len(images), result.hashes)
             images.append(result.image)
 
-    # -- one image ---------------------------------------------------------------------------------------------
-
-    def _gallery(
-        self, decoded: DecodedImage, url: str, source_hash: str, *, checks: CoverChecks | None = None
-    ) -> _Result:
-        canvas = self._plain_canvas(decoded)
-        border = photo_border_share(decoded.image, self.gate.rules)
-        return self._result(canvas, url, source_hash, decoded, (), method=None, border=border, checks=checks)
-
-    def _trial(
-        self,
-        decoded: DecodedImage,
-        url: str,
-        source_hash: str,
-        backdrop: Backdrop | None,
-        product: ProductIdentity | None,
-        *,
-        cut: bool = True,
-    ) -> CoverTrial:
-        full = decoded.image
-        work = full.convert("RGB") if full.mode != "RGB" else full.copy()
-        work.thumbnail((REMOVAL_WORKING_SIDE, REMOVAL_WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        trim = cv.content_bbox(work) or (0, 0, work.width, work.height)
-        preview = cv.compose(work, _float_box(trim), canvas_size=_PREVIEW_CANVAS, fill_ratio=self.fill_ratio)
-        extra = (perceptual_hash(preview),)
-
-        cutout: Cutout | None = None
-        model_ran = False
-        if cut and backdrop is not None:
-            cutout = studio_cutout(work, backdrop, self.studio_settings, self.mask_cleanup)
-            if cutout.bbox() is None:
-                cutout = None  # nothing but backdrop
-        elif cut and self.background_remover is not None:
-            model_ran = True
-            cutout = self._model_cutout(self.background_remover, work, url)
-
-        removed = rejected = False
-        box: cv.Box | None = None
-        canvas: Image.Image | None = None
-        if cutout is not None:
-            fraction = kept_fraction(Image.fromarray(cutout.alpha, "L"))
-            bbox = cutout.bbox()
-            if bbox is None or not self.mask_min_fraction <= fraction <= self.mask_max_fraction:
-                log.info(
-                    "background removal rejected for %s: the mask keeps %.1f %% of the pixels (allowed %.0f-%.0f %%)",
-                    url,
-                    100 * fraction,
-                    100 * self.mask_min_fraction,
-                    100 * self.mask_max_fraction,
-                )
-                cutout, rejected = None, True
-            else:
-                alpha = Image.fromarray(cutout.alpha, "L")
-                judged = Image.new("RGB", work.size, WHITE)
-                judged.paste(work, mask=alpha)
-                self._check_background(judged, "after background removal")
-                box = _float_box(bbox)
-                scale_x, scale_y = full.width / work.width, full.height / work.height
-                full_box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
-                canvas = cv.compose(
-                    full,
-                    full_box,
-                    canvas_size=self.canvas_size,
-                    fill_ratio=self.fill_ratio,
-                    alpha=alpha,
-                    alpha_crop=box,
-                    alpha_cutoff=CANVAS_ALPHA_CUTOFF if cutout.cleaned else 0,
-                )
-                removed = True
-        elif model_ran:
-            rejected = True
-        if canvas is None:
-            canvas = self._plain_canvas(decoded)
-
-        if cutout is not None and box is not None:
-            view = CutoutView(
-                figures=cutout.figures,
-                work_mask=cutout.object_mask,
-                object_mask=np.asarray(place_mask(bool_image(cutout.object_mask), box, JUDGE_SIDE, self.fill_ratio))
-                >= 128,
-                main_mask=np.asarray(place_mask(bool_image(cutout.main), box, JUDGE_SIDE, self.fill_ratio)) >= 128,
-            )
-        else:
-            view = CutoutView(None, None, None, None)
-        checks = self.gate.judge(canvas, view, product=product, photo=None if removed else decoded.image)
-        method = cutout.method if removed and cutout is not None else None
-        result = self._result(
-            canvas,
-            url,
-            source_hash,
-            decoded,
-            extra,
-            method=method,
-            border=checks.white_border_share,
-            checks=checks,
-            removed=removed,
-            rejected=rejected,
-        )
-        return CoverTrial(result, checks, cutout, work.size, box, model_ran)
-
-    def _model_cutout(self, remover: BackgroundRemover, work: Image.Image, url: str) -> Cutout | None:
-        try:
-            cut = remover.remove(work)
-        except MlImagesError:
-            raise  # the model is missing or misconfigured: stop the run, do not degrade silently
-        except Exception as exc:  # an inference failure on one picture: keep the original instead
-            log.warning("background removal failed for %s (%s); keeping the original", url, exc)
-            return None
-        raw = np.asarray(cut.getchannel("A"))
-        cutout = from_mask(remover.model_name, raw, self.mask_cleanup if self.clean_masks else None)
-        # A part the model dropped with full confidence leaves no faint alpha to measure: look at the photo.
-        share = left_out_share(work, cutout.object_mask)
-        return replace(cutout, figures=replace(cutout.figures, left_out_share=share))
-
-    def _result(
-        self,
-        canvas: Image.Image,
-        url: str,
-        source_hash: str,
-        decoded: DecodedImage,
-        extra: tuple[imagehash.ImageHash, ...],
-        *,
-        method: str | None,
-        border: float,
-        checks: CoverChecks | None,
-        removed: bool = False,
-        rejected: bool = False,
-    ) -> _Result:
-        jpeg = cv.encode_jpeg(canvas, self.jpeg_quality)
-        canvas_hash = perceptual_hash(canvas)
-        image = ProcessedImage(
-            jpeg=jpeg,
-            width=canvas.width,
-            height=canvas.height,
-            content_hash=sha256_hex(jpeg),
-            source_hash=source_hash,
-            phash=str(canvas_hash),
-            source_url=url,
-            background_removed=removed,
-            removal_rejected=rejected,
-            background_method=method,
-            cover_checks=checks,
-            cover_compliant=checks.passed if checks is not None else None,
-            white_border_share=border,
-            source_size=decoded.source_size,
-            quality_score=quality_score(decoded.source_size, border, checks, method),
-        )
-        return _Result(image=image, hashes=(canvas_hash, *extra))
-
-    def _check_background(self, image: Image.Image, when: str) -> None:
-        luma = edge_luminance(image)
-        if luma < self.dark_edge_threshold:
-            raise ImageRefused("dark_background", f"edge luminance {luma:.0f} < {self.dark_edge_threshold:g} ({when})")
-
-    def _plain_canvas(self, decoded: DecodedImage) -> Image.Image:
-        """No removal: refuse a dark backdrop, trim a near-white border, centre on white.
-
-        A picture with nothing but white (a blank) or with a speck of content in a white field (the typical "no
-        image available" placeholder, or a tiny thumbnail pasted on white) is refused rather than blown up."""
-        image = decoded.image
-        self._check_background(image, "no background removal")
-        bbox = cv.content_bbox(image)
-        if bbox is None:
-            raise ImageRefused("blank", "nothing but white")
-        to_source = max(decoded.source_size) / max(image.size)  # decoding may have drafted/reduced the image
-        content_side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) * to_source
-        if content_side < self.min_side / 2:
-            raise ImageRefused(
-                "too_small",
-                f"the content is only {content_side:.0f} px across in a white field (min {self.min_side / 2:.0f})",
-            )
-        return cv.compose(image, _float_box(bbox), canvas_size=self.canvas_size, fill_ratio=self.fill_ratio)
-
 
 def _names_model(candidate: _Candidate) -> bool:
     product = candidate.trial.checks.product if candidate.trial is not None else None
@@ -568,7 +373,3 @@ def _describe(candidate: _Candidate) -> str:
     if checks is None:
         return ""
     return "; ".join(f"{f.code}: {f.detail}" for f in checks.failures)
-
-
-def _float_box(box: tuple[int, int, int, int]) -> cv.Box:
-    return float(box[0]), float(box[1]), float(box[2]), float(box[3])

@@ -44,6 +44,8 @@ class MaskFigures:
     box_fill: float  # area / area of its bounding box (low = the box mostly emptied)
     # next to the cut-out in the object's colours, not the backdrop's: a part the model left out (``left_out.py``)
     left_out_share: float = 0.0
+    props_removed: int = 0  # separate parts of moderate size beside the largest, dropped (one item only)
+    prop_share: float = 0.0  # their area
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
