@@ -35,7 +35,9 @@ def test_the_code_location_loads_with_its_jobs_sensor_and_resources():
     assert images.group_name == "images"
     assert images.partitions_def is not None
     assert images.backfill_policy is not None
-    assert images.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN
+    # A UI backfill becomes runs of at most ML_IMAGES_SENSOR_BATCH_SIZE partitions (default 25), never one giant run.
+    assert images.backfill_policy.policy_type == BackfillPolicyType.MULTI_RUN
+    assert images.backfill_policy.max_partitions_per_run == 25
     # A selection string that resolves to nothing would make an empty job and still validate: check the keys.
     selection = defs.resolve_job_def("fetch_ml_images").asset_layer.executable_asset_keys
     assert selection == {AssetKey("eligible_products"), AssetKey("pending_image_products")}
