@@ -1,7 +1,8 @@
 """``product_images``: the images of each product, one dynamic partition per product, a batch per run.
 
-A run carries a range of partitions (a multi-run backfill policy bounds a UI backfill to runs of a batch) (``context.partition_keys``), processed by
-``ProductImagePipeline.process_batch`` with overlapping network and CPU work. Each partition gets its own metadata
+A run carries a range of partitions (``context.partition_keys``), processed by
+``ProductImagePipeline.process_batch`` with overlapping network and CPU work; a multi-run backfill policy bounds a
+backfill from the UI to runs of at most a batch. Each partition gets its own metadata
 (the product's code and description, status, previews and thumbnails of its images, links, refusals, search calls;
 see ``metadata.py``) on top of the batch metadata (counts and the table of the run's products).
 
