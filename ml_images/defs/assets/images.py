@@ -170,7 +170,8 @@ def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure
 
 def _tag_stopped(context: AssetExecutionContext, reason_code: str) -> None:
     """Marks the run as stopped by a fault every later run would meet (read by ``ml-images fetch``)."""
-    context.instance.add_run_tags(context.run.run_id, {STOPPED_BY_TAG: reason_code})
+    # A plain str: Dagster serialises run tags and refuses an enum member (ReasonCode).
+    context.instance.add_run_tags(context.run.run_id, {STOPPED_BY_TAG: str(reason_code)})
 
 
 def build_product_images_asset(
