@@ -21,7 +21,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ml_images.catalog.models import NAMING_CONVENTION, JSONType, UTCDateTime, utcnow
+from ml_images.catalog.models import (
+    NAMING_CONVENTION,
+    AttemptColumns,
+    ImageDetailColumns,
+    JSONType,
+    SearchCacheColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 #: Prefix of every table this project creates in the ``django`` layout.
 PROJECT_PREFIX = "ml_images_"
@@ -138,35 +146,13 @@ class ProjectBase(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class ImageFetchAttempt(ProjectBase):
+class ImageFetchAttempt(AttemptColumns, ProjectBase):
     """``models.ImageFetchAttempt`` in the ``django`` layout (see its docstring): no foreign key to the product."""
 
     __tablename__ = ATTEMPT_TABLE
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     product_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
-    run_id: Mapped[str | None] = mapped_column(sa.String(64))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    outcome: Mapped[str] = mapped_column(sa.String(16), default="running", nullable=False)
-    reason_code: Mapped[str | None] = mapped_column(sa.String(64))
-    reason: Mapped[str | None] = mapped_column(sa.Text)
-    refusals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
-    refusal_counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    holder_host: Mapped[str | None] = mapped_column(sa.String(255))
-    holder_node: Mapped[str | None] = mapped_column(sa.String(64))
-    holder_pid: Mapped[int | None] = mapped_column(sa.Integer)
-    holder_started: Mapped[int | None] = mapped_column(sa.BigInteger)
-    search_calls: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
-    candidates_found: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
-    images_stored: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
-    provider: Mapped[str | None] = mapped_column(sa.String(32))
-    search_calls_by_provider: Mapped[dict[str, int] | None] = mapped_column(JSONType)
-    search_cache_hits: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
-    downloads: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0", nullable=False)
-    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
-    cover_report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         sa.Index(
@@ -180,7 +166,7 @@ class ImageFetchAttempt(ProjectBase):
     )
 
 
-class ImageDetail(ProjectBase):
+class ImageDetail(ImageDetailColumns, ProjectBase):
     """``models.ImageDetail`` in the ``django`` layout, plus the columns the standalone ``product_image`` holds.
 
     Keyed by the Django ``productimage`` row's id; rows whose picture row Django deleted are ignored by every
@@ -199,30 +185,13 @@ class ImageDetail(ProjectBase):
     background_removed: Mapped[bool] = mapped_column(
         sa.Boolean, default=False, server_default=sa.false(), nullable=False
     )
-    source_kind: Mapped[str | None] = mapped_column(sa.String(16))
-    page_url: Mapped[str | None] = mapped_column(sa.String(2000))
-    provider: Mapped[str | None] = mapped_column(sa.String(32))
-    provider_rank: Mapped[int | None] = mapped_column(sa.Integer)
-    rank_score: Mapped[float | None] = mapped_column(sa.Float)
-    rank_parts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    background_method: Mapped[str | None] = mapped_column(sa.String(32))
-    quality_score: Mapped[float | None] = mapped_column(sa.Float)
-    cover_compliant: Mapped[bool | None] = mapped_column(sa.Boolean)
-    checks: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-class SearchCacheEntry(ProjectBase):
+class SearchCacheEntry(SearchCacheColumns, ProjectBase):
     """``models.SearchCacheEntry`` in the ``django`` layout."""
 
     __tablename__ = SEARCH_CACHE_TABLE
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
-    query: Mapped[str] = mapped_column(sa.String(300), nullable=False)
-    results: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
-    calls: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1", nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (sa.UniqueConstraint("provider", "query", name="uq_ml_images_search_cache_provider_query"),)

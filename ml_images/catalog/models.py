@@ -180,24 +180,9 @@ class MercadoLibreListing(Base):
     product: Mapped[ProductMaster] = relationship(back_populates="listing")
 
 
-class ImageFetchAttempt(Base):
-    """One try at finding images for a product. Doubles as the in-flight claim (database-level guard).
+class AttemptColumns:
+    """The columns of an attempt row besides its keys, the same in both catalog layouts (``django_models.py``)."""
 
-    While ``finished_at`` is NULL the row is a claim: the partial unique index allows one unfinished attempt per
-    product, so two overlapping runs cannot both write the same product, whatever Dagster does. The claim is a
-    lease: its worker refreshes ``heartbeat_at``; a claim whose heartbeat is older than the lease, or whose holder
-    (``holder_*``: host, node, process id and start time) is provably dead, is taken over.
-
-    ``refusals`` keeps at most the first refusals of each reason (a bounded sample); ``refusal_counts`` counts
-    every refusal by reason.
-    """
-
-    __tablename__ = "image_fetch_attempt"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("product_master.id", ondelete="CASCADE"), index=True, nullable=False
-    )
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -222,32 +207,10 @@ class ImageFetchAttempt(Base):
     candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)  # ranked, with score parts (bounded)
     cover_report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # cover attempts and their checks
 
-    __table_args__ = (
-        sa.Index(
-            "uq_image_fetch_attempt_in_flight",
-            "product_id",
-            unique=True,
-            postgresql_where=sa.text("finished_at IS NULL"),
-            sqlite_where=sa.text("finished_at IS NULL"),
-        ),
-        sa.Index("ix_image_fetch_attempt_outcome", "product_id", "outcome", "finished_at"),
-    )
 
+class ImageDetailColumns:
+    """The per-image columns besides the keys, the same in both catalog layouts (``django_models.py``)."""
 
-class ImageDetail(Base):
-    """What a person needs to trust one stored picture: where it came from and how it was judged.
-
-    The project's own per-image table, keyed by the ``product_image`` row it describes (one to one, removed with
-    it). It lives beside ``product_image`` rather than in it so that a catalog whose image table belongs to another
-    application keeps that table as it is.
-    """
-
-    __tablename__ = "ml_images_image"
-
-    product_image_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("product_image.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    product_id: Mapped[int] = mapped_column(sa.Integer, index=True, nullable=False)
     source_kind: Mapped[str | None] = mapped_column(sa.String(16))  # "distributor" | "search"
     page_url: Mapped[str | None] = mapped_column(sa.String(2000))
     provider: Mapped[str | None] = mapped_column(sa.String(32))
@@ -261,17 +224,69 @@ class ImageDetail(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-class SearchCacheEntry(Base):
-    """Normalised search results per (provider, query), so a retried run does not pay for the same search."""
+class SearchCacheColumns:
+    """The search cache's columns besides its id, the same in both catalog layouts (``django_models.py``)."""
 
-    __tablename__ = "search_cache"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     query: Mapped[str] = mapped_column(sa.String(300), nullable=False)
     results: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
     calls: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1", nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ImageFetchAttempt(AttemptColumns, Base):
+    """One try at finding images for a product. Doubles as the in-flight claim (database-level guard).
+
+    While ``finished_at`` is NULL the row is a claim: the partial unique index allows one unfinished attempt per
+    product, so two overlapping runs cannot both write the same product, whatever Dagster does. The claim is a
+    lease: its worker refreshes ``heartbeat_at``; a claim whose heartbeat is older than the lease, or whose holder
+    (``holder_*``: host, node, process id and start time) is provably dead, is taken over.
+
+    ``refusals`` keeps at most the first refusals of each reason (a bounded sample); ``refusal_counts`` counts
+    every refusal by reason.
+    """
+
+    __tablename__ = "image_fetch_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("product_master.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+
+    __table_args__ = (
+        sa.Index(
+            "uq_image_fetch_attempt_in_flight",
+            "product_id",
+            unique=True,
+            postgresql_where=sa.text("finished_at IS NULL"),
+            sqlite_where=sa.text("finished_at IS NULL"),
+        ),
+        sa.Index("ix_image_fetch_attempt_outcome", "product_id", "outcome", "finished_at"),
+    )
+
+
+class ImageDetail(ImageDetailColumns, Base):
+    """What a person needs to trust one stored picture: where it came from and how it was judged.
+
+    The project's own per-image table, keyed by the ``product_image`` row it describes (one to one, removed with
+    it). It lives beside ``product_image`` rather than in it so that a catalog whose image table belongs to another
+    application keeps that table as it is.
+    """
+
+    __tablename__ = "ml_images_image"
+
+    product_image_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("product_image.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    product_id: Mapped[int] = mapped_column(sa.Integer, index=True, nullable=False)
+
+
+class SearchCacheEntry(SearchCacheColumns, Base):
+    """Normalised search results per (provider, query), so a retried run does not pay for the same search."""
+
+    __tablename__ = "search_cache"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
 
     __table_args__ = (sa.UniqueConstraint("provider", "query", name="uq_search_cache_provider_query"),)
