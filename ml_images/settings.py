@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from ml_images.catalog.claims_defaults import DEFAULT_CLAIM_LEASE_SECONDS
 from ml_images.catalog.rules import RULES_ENV_VAR, parse_publication_rules
 from ml_images.download.address_policy import format_allowed_host, parse_allowed_host
 from ml_images.errors import ConfigurationError
@@ -50,8 +51,6 @@ S3_CANNED_ACLS = (
 EXECUTORS = ("in_process", "celery")
 CATALOG_LAYOUTS = ("standalone", "django")
 DEFAULT_CELERY_BACKEND = "rpc://"
-#: How long a claim lives without a heartbeat (seconds); ``ImageRecorder`` and the selection get it from here.
-DEFAULT_CLAIM_LEASE_SECONDS = 60.0
 #: A product the sensor requested is not requested again within this time (the sensor cursor's TTL, hours).
 DEFAULT_SENSOR_REQUESTED_TTL_HOURS = 2.0
 #: Presigned links are valid at most this long (S3's own limit for signature version 4 is seven days).

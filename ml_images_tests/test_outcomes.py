@@ -14,6 +14,7 @@ from ml_images.outcomes import (
     Refused,
     http_status_reason,
 )
+from ml_images.processing.results import CheckFailure, ProcessingOutcome
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # A code is a lower-case snake_case word in backticks; ``http_<status>`` is the one family.
@@ -54,3 +55,23 @@ def test_a_raised_refusal_becomes_the_refusal_value() -> None:
     with_url = Refused(ReasonCode.BAD_URL, "no host", url="https://first.example.test/")
     assert with_url.at("download", "https://other.example.test/").url == "https://first.example.test/"
     assert Refusal.from_dict(refused.at("download").to_dict()) == refused.at("download")
+
+
+def test_processing_keeps_its_reason_codes_as_plain_str():
+    # Processing raises and records ReasonCode members; what it hands on (to records and Dagster metadata, whose
+    # serialiser refuses enum members) holds the same values as plain str.
+    failure = CheckFailure(ReasonCode.COVER_MASK, "thin remnants")
+    assert type(failure.code) is str
+    assert failure.to_dict() == {"code": "cover_mask", "detail": "thin remnants"}
+    outcome = ProcessingOutcome(images=[], cover_status=ReasonCode.NO_COMPLIANT_COVER)
+    assert type(outcome.cover_status) is str
+    assert outcome.reason_code == "no_compliant_cover"
+    assert type(outcome.reason_code) is str
+    refusal = Refused(ReasonCode.CORRUPT, "empty file").at("process", "http://127.0.0.1/a.jpg")
+    assert refusal.to_dict() == {
+        "stage": "process",
+        "reason": "corrupt",
+        "url": "http://127.0.0.1/a.jpg",
+        "detail": "empty file",
+    }
+    assert type(refusal.reason) is str

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from ml_images.catalog.claims_defaults import DEFAULT_CLAIM_LEASE_SECONDS
+from ml_images.catalog.db import create_catalog_engine, make_session_factory
+from ml_images.catalog.recorder import ImageRecorder
+from ml_images.catalog.rules import DEFAULT_PUBLICATION_RULES
+from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
 from ml_images.errors import ConfigurationError
 from ml_images.settings import Settings
 
@@ -41,3 +46,17 @@ def test_values_from_the_environment():
 def test_bad_values_name_the_variable(env: dict[str, str], message: str):
     with pytest.raises(ConfigurationError, match=message):
         Settings.from_env(env)
+
+
+def test_the_recorder_and_the_selection_take_the_lease_of_the_settings_by_default(tmp_path):
+    # One default (catalog/claims_defaults.py): a selector that counted a claim as in flight for longer or shorter
+    # than the recorder keeps it would skip products nobody works on, or hand out products still being worked on.
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        sessions = make_session_factory(engine)
+        recorder = ImageRecorder(sessions)
+        selector = ImageCandidateSelector(MercadoLibreFilter(sessions, DEFAULT_PUBLICATION_RULES))
+        lease = Settings.from_env({}).claim_lease_seconds
+        assert recorder.lease_seconds == selector.claim_lease_seconds == lease == DEFAULT_CLAIM_LEASE_SECONDS == 60.0
+    finally:
+        engine.dispose()

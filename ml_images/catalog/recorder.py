@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ml_images.catalog.claims_defaults import DEFAULT_CLAIM_LEASE_SECONDS
 from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.holder import Liveness, ProcessHolder, current_holder, liveness_of
 from ml_images.catalog.layout import CatalogLayout, CatalogModels, layout_of
@@ -41,7 +42,6 @@ from ml_images.outcomes import AttemptStats, ProductStatus, ReasonCode, Refusal
 IMAGE_ERROR_PREFIX = "images: "
 #: At most this many refusals are stored per attempt (a sample); ``refusal_counts`` counts all of them.
 MAX_STORED_REFUSALS = 50
-DEFAULT_LEASE_SECONDS = 60.0
 _SYNC_ERROR_MAX = 4000  # a person reads it in an admin screen
 _REFUSAL_URL_MAX = 2000
 _REFUSAL_DETAIL_MAX = 500
@@ -124,7 +124,7 @@ class ImageRecorder:
         self,
         session_factory: sessionmaker[Session],
         *,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
         now: Callable[[], datetime] = utcnow,
         holder: Callable[[], ProcessHolder] = current_holder,
     ) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, Session, aliased, joinedload, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ml_images.catalog.claims_defaults import DEFAULT_CLAIM_LEASE_SECONDS
 from ml_images.catalog.db import translate_connection_errors
 from ml_images.catalog.layout import CatalogLayout, CatalogModels, layout_of
 from ml_images.catalog.models import ProductMaster, utcnow
@@ -148,7 +149,7 @@ class ImageCandidateSelector:
         self,
         product_filter: MercadoLibreFilter,
         cooldown_hours: float = 24.0,
-        claim_lease_seconds: float = 60.0,
+        claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
     ) -> None:
         if cooldown_hours < 0 or claim_lease_seconds <= 0:
             raise ValueError("cooldown_hours must be >= 0 and claim_lease_seconds > 0")

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ml_images.catalog.models import ImageFetchAttempt
-from ml_images.orchestration.config import STOPPED_BY_TAG
+from ml_images.orchestration.stops import stopped_by as run_stopped_by
+from ml_images.orchestration.stops import was_interrupted
 from ml_images.outcomes import ProductStatus, ReasonCode
 
 #: A product's own outcome: a failed run whose products all ended with one of these did its work (its step
@@ -51,7 +52,7 @@ class BatchOutcome:
         """``attempts``: the last attempt of each product of the batch (``ImageRecorder.last_attempts``)."""
         recorded: dict[str, ProductStatus] = {}
         images = 0
-        interrupted = run_tags.get(STOPPED_BY_TAG) == ReasonCode.INTERRUPTED
+        interrupted = was_interrupted(run_tags)
         for key in keys:
             attempt = attempts.get(int(key))
             if attempt is None or attempt.run_id != run_id or attempt.outcome == ProductStatus.RUNNING:
@@ -59,7 +60,7 @@ class BatchOutcome:
             recorded[key] = product_status(attempt)
             images += attempt.images_stored if attempt.outcome == ProductStatus.STORED else 0
             interrupted = interrupted or attempt.reason_code == ReasonCode.INTERRUPTED
-        stopped_by = run_tags.get(STOPPED_BY_TAG)
+        stopped_by = run_stopped_by(run_tags)
         if not succeeded and not recorded and stopped_by is None:
             # Failed before any product was claimed (a resource that did not start: model, schema, database):
             # every later run would fail the same way.

@@ -39,6 +39,7 @@ from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, Partiti
 from ml_images.orchestration.progress import listening
 from ml_images.orchestration.run_holders import fail_dead_runs, holder_tags
 from ml_images.orchestration.selection_services import SelectionServices
+from ml_images.orchestration.stops import was_interrupted
 from ml_images.pipeline.reports import ProductStatus
 from ml_images.settings import Settings, current_settings
 
@@ -95,10 +96,19 @@ class FetchCommand:
             raise_on_error=False,
         )
         if not result.success:
+            self._raise_if_interrupted(result)
             self.out(f"selection run {result.run_id} failed: {failure_text(result)}")
             return False
         self.out(f"selection (run {result.run_id}) done")
         return True
+
+    def _raise_if_interrupted(self, result: ExecuteInProcessResult) -> None:
+        """A run that failed because it was told to stop: the stop request goes on to the command (exit 130).
+        Dagster turns SIGINT/SIGTERM during a step into the step's failure; only the asset's tag tells them apart."""
+        run = self.instance.get_run_by_id(result.run_id)
+        if run is not None and was_interrupted(run.tags):
+            self.out(f"run {result.run_id} interrupted")
+            raise KeyboardInterrupt
 
     def _run_batch(self, batch: PartitionBatch, *, force: bool) -> BatchOutcome:
         result = self.images_job.execute_in_process(
@@ -286,6 +296,7 @@ class FetchCommand:
             raise_on_error=False,
         )
         if not result.success:
+            self._raise_if_interrupted(result)
             self.out(f"coverage report run {result.run_id} failed: {failure_text(result)}")
             return
         [event] = result.asset_materializations_for_node("image_coverage")

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ml_images.errors import MlImagesError
+from ml_images.outcomes import ReasonCode, Refused
 from ml_images.processing import canvas as cv
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.cover_gate import CoverGate, CutoutView, photo_border_share
@@ -28,7 +29,7 @@ from ml_images.processing.mask_cleanup import MaskCleanup
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.quality import edge_luminance, kept_fraction
 from ml_images.processing.quality_score import quality_score
-from ml_images.processing.results import CoverChecks, ImageRefused, ProcessedImage
+from ml_images.processing.results import CoverChecks, ProcessedImage
 from ml_images.processing.studio_cutout import Backdrop, StudioSettings
 
 log = logging.getLogger(__name__)
@@ -190,12 +191,12 @@ class CanvasMaker:
         self._check_background(image, "no background removal")
         bbox = cv.content_bbox(image)
         if bbox is None:
-            raise ImageRefused("blank", "nothing but white")
+            raise Refused(ReasonCode.BLANK, "nothing but white")
         to_source = max(decoded.source_size) / max(image.size)  # decoding may have drafted/reduced the image
         content_side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) * to_source
         if content_side < self.min_side / 2:
-            raise ImageRefused(
-                "too_small",
+            raise Refused(
+                ReasonCode.TOO_SMALL,
                 f"the content is only {content_side:.0f} px across in a white field (min {self.min_side / 2:.0f})",
             )
         return cv.compose(image, float_box(bbox), canvas_size=self.canvas_size, fill_ratio=self.fill_ratio)
@@ -252,7 +253,9 @@ class CanvasMaker:
     def _check_background(self, image: Image.Image, when: str) -> None:
         luma = edge_luminance(image)
         if luma < self.dark_edge_threshold:
-            raise ImageRefused("dark_background", f"edge luminance {luma:.0f} < {self.dark_edge_threshold:g} ({when})")
+            raise Refused(
+                ReasonCode.DARK_BACKGROUND, f"edge luminance {luma:.0f} < {self.dark_edge_threshold:g} ({when})"
+            )
 
 
 def float_box(box: tuple[int, int, int, int]) -> cv.Box:

@@ -34,15 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ml_images.outcomes import ReasonCode
 from ml_images.processing.cover_rules import CoverRules
 from ml_images.processing.mask_cleanup import grow as grow_mask
 from ml_images.processing.product_match import ProductIdentity, match_words
 from ml_images.processing.results import (
-    COVER_MASK,
-    COVER_MULTIPLE_OBJECTS,
-    COVER_NOT_WHITE,
-    COVER_TRUNCATED,
-    WRONG_PRODUCT,
     CheckFailure,
     CoverChecks,
     MaskFigures,
@@ -101,7 +97,7 @@ def _mask_failures(figures: MaskFigures, rules: CoverRules) -> list[CheckFailure
     if figures.second_object_ratio >= rules.max_second_object_ratio:
         failures.append(
             CheckFailure(
-                COVER_MULTIPLE_OBJECTS,
+                ReasonCode.COVER_MULTIPLE_OBJECTS,
                 f"{figures.objects} separate objects; the second is {100 * figures.second_object_ratio:.0f} % of "
                 f"the largest (max {100 * rules.max_second_object_ratio:g} %)",
             )
@@ -127,7 +123,7 @@ def _mask_failures(figures: MaskFigures, rules: CoverRules) -> list[CheckFailure
     if figures.box_fill < rules.min_box_fill:
         reasons.append(f"the cut-out fills {100 * figures.box_fill:.0f} % of its box")
     if reasons:
-        failures.append(CheckFailure(COVER_MASK, "; ".join(reasons)))
+        failures.append(CheckFailure(ReasonCode.COVER_MASK, "; ".join(reasons)))
     return failures
 
 
@@ -176,14 +172,16 @@ class CoverGate:
         if border < r.min_white_border_share or background < r.min_background_white_share:
             failures.append(
                 CheckFailure(
-                    COVER_NOT_WHITE,
+                    ReasonCode.COVER_NOT_WHITE,
                     f"white border band {100 * border:.1f} % (min {100 * r.min_white_border_share:g} %), white "
                     f"background away from the object {100 * background:.2f} % "
                     f"(min {100 * r.min_background_white_share:g} %)",
                 )
             )
         if edges:
-            failures.append(CheckFailure(COVER_TRUNCATED, f"the object runs into the photo's {', '.join(edges)} edge"))
+            failures.append(
+                CheckFailure(ReasonCode.COVER_TRUNCATED, f"the object runs into the photo's {', '.join(edges)} edge")
+            )
         if cutout.figures is not None:
             failures.extend(_mask_failures(cutout.figures, r))
 
@@ -197,7 +195,9 @@ class CoverGate:
                 failures.append(text_failure)
             if match is not None and match.other_model:
                 failures.append(
-                    CheckFailure(WRONG_PRODUCT, f"the picture names model {match.other_model!r}, not this product's")
+                    CheckFailure(
+                        ReasonCode.WRONG_PRODUCT, f"the picture names model {match.other_model!r}, not this product's"
+                    )
                 )
         return CoverChecks(
             white_border_share=border,

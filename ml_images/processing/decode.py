@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ml_images.errors import ConfigurationError
+from ml_images.outcomes import ReasonCode, Refused
 from ml_images.processing.colour_modes import WHITE, flatten_on_white, image_peak, normalise_mode, to_srgb
-from ml_images.processing.results import ImageRefused
 
 __all__ = ["WHITE", "DecodedImage", "decode_image", "estimated_decode_bytes", "pixel_cap"]
 
@@ -170,13 +170,13 @@ def _open(data: bytes) -> ImageFile.ImageFile:
     try:
         return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageRefused("decompression_bomb", str(exc)) from exc
+        raise Refused(ReasonCode.DECOMPRESSION_BOMB, str(exc)) from exc
     except UnidentifiedImageError as exc:
         if _looks_allowed(data):
-            raise ImageRefused("corrupt", "header not readable") from exc
-        raise ImageRefused("unsupported_format", f"not one of {', '.join(ALLOWED_FORMATS)}") from exc
+            raise Refused(ReasonCode.CORRUPT, "header not readable") from exc
+        raise Refused(ReasonCode.UNSUPPORTED_FORMAT, f"not one of {', '.join(ALLOWED_FORMATS)}") from exc
     except _DECODE_ERRORS as exc:
-        raise ImageRefused("corrupt", f"header: {exc}") from exc
+        raise Refused(ReasonCode.CORRUPT, f"header: {exc}") from exc
 
 
 def _draft_size(width: int, height: int, box: int) -> tuple[int, int]:
@@ -243,23 +243,23 @@ def decode_image(
     fit_box: int | None = None,
     decode_budget: int = DECODE_BUDGET_BYTES,
 ) -> DecodedImage:
-    """Decode ``data`` or raise ``ImageRefused`` (``unsupported_format``, ``corrupt``, ``decompression_bomb``,
+    """Decode ``data`` or raise ``Refused`` (``unsupported_format``, ``corrupt``, ``decompression_bomb``,
     ``too_many_pixels``, ``too_small``). ``fit_box``: the longest side the caller will scale to, so a JPEG can be
     drafted down and any larger picture reduced as it is converted. ``decode_budget``: see ``pixel_cap``."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # A process-wide Pillow switch some libraries flip: with it on, truncated files decode as grey half-images.
         raise ConfigurationError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process; refusing to decode")
     if not data:
-        raise ImageRefused("corrupt", "empty file")
+        raise Refused(ReasonCode.CORRUPT, "empty file")
     im = _open(data)
     width, height = im.size
     fmt = str(im.format)
     if width <= 0 or height <= 0:
-        raise ImageRefused("corrupt", f"size {width}×{height}")
+        raise Refused(ReasonCode.CORRUPT, f"size {width}×{height}")
     if width * height > max_pixels:
-        raise ImageRefused("decompression_bomb", f"{width}×{height} = {width * height:,} px > cap {max_pixels:,}")
+        raise Refused(ReasonCode.DECOMPRESSION_BOMB, f"{width}×{height} = {width * height:,} px > cap {max_pixels:,}")
     if max(width, height) < min_side:
-        raise ImageRefused("too_small", f"{width}×{height}: longer side under {min_side} px")
+        raise Refused(ReasonCode.TOO_SMALL, f"{width}×{height}: longer side under {min_side} px")
     try:
         if getattr(im, "is_animated", False):
             im.seek(0)  # first frame only
@@ -268,8 +268,8 @@ def decode_image(
         cost = estimated_decode_bytes(fmt, im.mode, im.size)
         if cost > decode_budget:
             cap = pixel_cap(fmt, im.mode, max_pixels=max_pixels, budget=decode_budget)
-            raise ImageRefused(
-                "too_many_pixels",
+            raise Refused(
+                ReasonCode.TOO_MANY_PIXELS,
                 f"{fmt} {width}×{height} ({width * height / 1e6:.1f} MP) would need about {cost / 2**20:.0f} MiB to "
                 f"decode at full size, over the {decode_budget / 2**20:.0f} MiB limit: {fmt} in mode {im.mode} is "
                 f"accepted up to {cap / 1e6:.1f} MP (only JPEG can be decoded at a reduced scale)",
@@ -284,12 +284,12 @@ def decode_image(
         if orientation in _TRANSPOSE:
             normalised = normalised.transpose(_TRANSPOSE[orientation])
     except Image.DecompressionBombError as exc:
-        raise ImageRefused("decompression_bomb", str(exc)) from exc
-    except ImageRefused:
+        raise Refused(ReasonCode.DECOMPRESSION_BOMB, str(exc)) from exc
+    except Refused:
         raise
     except _DECODE_ERRORS as exc:
         detail = "truncated" if "truncated" in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise ImageRefused("corrupt", detail[:200]) from exc
+        raise Refused(ReasonCode.CORRUPT, detail[:200]) from exc
     if normalised.mode not in ("RGB", "L"):
         normalised = normalised.convert("RGB")
     normalised.info.clear()  # nothing of the source (EXIF, ICC, XMP, comments) may reach the output

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ml_images.download.results import DownloadedImage
+from ml_images.outcomes import ReasonCode, Refusal, Refused
 from ml_images.processing import canvas as cv
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.candidate_canvas import JUDGE_SIDE, CanvasMaker, CoverTrial
@@ -40,18 +41,9 @@ from ml_images.processing.dedupe import DuplicateIndex, sha256_hex
 from ml_images.processing.mask_cleanup import MaskCleanup
 from ml_images.processing.product_match import ProductIdentity
 from ml_images.processing.quality import DEFAULT_DARK_EDGE_THRESHOLD
-from ml_images.processing.results import (
-    COVER_POLICIES,
-    NO_COMPLIANT_COVER,
-    WRONG_PRODUCT,
-    CoverAttempt,
-    ImageRefused,
-    ProcessedImage,
-    ProcessingOutcome,
-)
+from ml_images.processing.results import COVER_POLICIES, CoverAttempt, ProcessedImage, ProcessingOutcome
 from ml_images.processing.studio_cutout import Backdrop, StudioSettings, detect_backdrop
 from ml_images.processing.text_detection import TextDetector, get_shared_text_detector
-from ml_images.refusals import Refusal
 
 __all__ = ["COMPLIANT", "JUDGE_SIDE", "CoverTrial", "ImageProcessorService"]
 
@@ -179,7 +171,7 @@ class ImageProcessorService:
                 return ProcessingOutcome(
                     images=[],
                     refusals=refusals,
-                    cover_status=NO_COMPLIANT_COVER,
+                    cover_status=ReasonCode.NO_COMPLIANT_COVER,
                     cover_attempts=attempts,
                     model_runs=model_runs,
                 )
@@ -189,7 +181,7 @@ class ImageProcessorService:
                 return ProcessingOutcome(
                     images=[],
                     refusals=refusals,
-                    cover_status=NO_COMPLIANT_COVER if attempts else "no_images",
+                    cover_status=ReasonCode.NO_COMPLIANT_COVER if attempts else "no_images",
                     cover_attempts=attempts,
                     model_runs=model_runs,
                 )
@@ -202,7 +194,7 @@ class ImageProcessorService:
         return ProcessingOutcome(
             images=images,
             refusals=refusals,
-            cover_status=NO_COMPLIANT_COVER if flagged else COMPLIANT,
+            cover_status=ReasonCode.NO_COMPLIANT_COVER if flagged else COMPLIANT,
             cover_attempts=attempts,
             cover_flagged=flagged,
             model_runs=model_runs,
@@ -213,7 +205,7 @@ class ImageProcessorService:
     ) -> ProcessedImage:
         """One candidate on its own (no de-duplication). ``remove_background=True`` makes it a cover candidate (cut
         out, judged; a failed gate does not raise, see ``cover_checks``); False gives a gallery picture. Raises
-        ``ImageRefused``."""
+        ``Refused``."""
         if remove_background and self.background_remover is None:
             raise ValueError("remove_background=True needs a BackgroundRemover")
         if remove_background:
@@ -244,13 +236,15 @@ class ImageProcessorService:
             url = download.final_url
             source_hash = sha256_hex(download.data)
             if source_hash in source_urls:
-                refusals.append(Refusal("process", "duplicate", url, f"same bytes as {source_urls[source_hash]}"))
+                refusals.append(
+                    Refusal("process", ReasonCode.DUPLICATE, url, f"same bytes as {source_urls[source_hash]}")
+                )
                 continue
             source_urls[source_hash] = url
             try:
                 decoded = self._decode(download)
-            except ImageRefused as exc:
-                refusals.append(Refusal("process", exc.reason, url, exc.detail))
+            except Refused as exc:
+                refusals.append(exc.at("process", url))
                 continue
             candidates.append(_Candidate(index, download, source_hash, decoded, self._backdrop(decoded)))
         return candidates
@@ -288,11 +282,11 @@ class ImageProcessorService:
             url = candidate.download.final_url
             try:
                 trial = self.maker.trial(candidate.decoded, url, candidate.source_hash, candidate.backdrop, product)
-            except ImageRefused as exc:
+            except Refused as exc:
                 if candidate.backdrop is None and self.background_remover is not None:
                     model_runs += 1
                 candidate.refused = True
-                refusals.append(Refusal("process", exc.reason, url, exc.detail))
+                refusals.append(exc.at("process", url))
                 attempts.append(CoverAttempt(url, None, None, exc.reason))
                 continue
             if trial.model_ran:
@@ -301,9 +295,9 @@ class ImageProcessorService:
             attempts.append(CoverAttempt(url, trial.image.background_method, trial.checks))
             if trial.checks.passed:
                 return candidate, model_runs
-            if WRONG_PRODUCT in trial.checks.failed_codes:
+            if ReasonCode.WRONG_PRODUCT in trial.checks.failed_codes:
                 candidate.refused = True
-                refusals.append(Refusal("process", WRONG_PRODUCT, url, _describe(candidate)))
+                refusals.append(Refusal("process", ReasonCode.WRONG_PRODUCT, url, _describe(candidate)))
         return None, model_runs
 
     def _lenient_cover(self, candidates: list[_Candidate], refusals: list[Refusal]) -> _Candidate | None:
@@ -318,9 +312,9 @@ class ImageProcessorService:
             url = candidate.download.final_url
             try:
                 candidate.trial = self.maker.trial(candidate.decoded, url, candidate.source_hash, None, None, cut=False)
-            except ImageRefused as exc:
+            except Refused as exc:
                 candidate.refused = True
-                refusals.append(Refusal("process", exc.reason, url, exc.detail))
+                refusals.append(exc.at("process", url))
                 continue
             return candidate
         return None
@@ -349,14 +343,16 @@ class ImageProcessorService:
                     candidate.source_hash,
                     checks=candidate.trial.checks if candidate.trial else None,
                 )
-            except ImageRefused as exc:
-                refusals.append(Refusal("process", exc.reason, url, exc.detail))
+            except Refused as exc:
+                refusals.append(exc.at("process", url))
                 continue
             near = seen.nearest(result.hashes)
             if near is not None:
                 index, distance = near
                 refusals.append(
-                    Refusal("process", "duplicate", url, f"looks like image {index} (phash distance {distance})")
+                    Refusal(
+                        "process", ReasonCode.DUPLICATE, url, f"looks like image {index} (phash distance {distance})"
+                    )
                 )
                 continue
             seen.add(len(images), result.hashes)

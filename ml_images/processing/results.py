@@ -5,19 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml_images.refusals import Refusal
+from ml_images.outcomes import ReasonCode, Refusal
 
-# Reason codes of the cover gate (one per failed rule) and of the product check on words read in the picture.
-COVER_TEXT = "cover_text"
-COVER_NOT_WHITE = "cover_not_white"
-COVER_TRUNCATED = "cover_truncated"
-COVER_MULTIPLE_OBJECTS = "cover_multiple_objects"
-COVER_MASK = "cover_mask"
-WRONG_PRODUCT = "wrong_product"
-COVER_REASONS = (COVER_TEXT, COVER_NOT_WHITE, COVER_TRUNCATED, COVER_MULTIPLE_OBJECTS, COVER_MASK)
-#: The product outcome when no candidate passes the cover gate.
-NO_COMPLIANT_COVER = "no_compliant_cover"
-#: What happens then: ``strict`` keeps nothing (the listing goes to ERROR), ``lenient`` keeps the pictures, flagged.
+# The reason codes of the cover gate's rules, of the product check and of a product without a compliant cover are
+# ``ReasonCode`` members (``COVER_*``, ``WRONG_PRODUCT``, ``NO_COMPLIANT_COVER``); a refused candidate raises
+# ``ml_images.outcomes.Refused``.
+
+#: When no candidate passes the cover gate, ``strict`` keeps nothing (the listing goes to ERROR) and ``lenient``
+#: keeps the pictures, flagged.
 COVER_POLICIES = ("strict", "lenient")
 
 # How the background of a cover was separated (``ProcessedImage.background_method``); a model name otherwise.
@@ -106,6 +101,10 @@ class CheckFailure:
 
     code: str
     detail: str
+
+    def __post_init__(self) -> None:
+        # A plain str, never the enum member: these figures reach Dagster metadata, whose serialiser refuses enums.
+        object.__setattr__(self, "code", str(self.code))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,10 +236,14 @@ class ProcessingOutcome:
     cover_flagged: bool = False
     model_runs: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cover_status", str(self.cover_status))  # a plain str, as ``CheckFailure.code``
+
     @property
     def reason_code(self) -> str | None:
         """``no_compliant_cover`` when no candidate passed the cover gate, else None."""
-        return NO_COMPLIANT_COVER if self.cover_status == NO_COMPLIANT_COVER else None
+        no_cover = ReasonCode.NO_COMPLIANT_COVER.value
+        return no_cover if self.cover_status == no_cover else None
 
     @property
     def failed_checks(self) -> list[str]:
@@ -250,12 +253,3 @@ class ProcessingOutcome:
             for code in attempt.failed_codes:
                 counts[code] = counts.get(code, 0) + 1
         return sorted(counts, key=lambda code: -counts[code])
-
-
-class ImageRefused(Exception):
-    """A downloaded file is not usable. ``reason`` is machine-readable (``too_small``, ``corrupt``, ...)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail

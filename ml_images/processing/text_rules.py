@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ml_images.outcomes import ReasonCode
 from ml_images.processing.cover_rules import CoverRules
 from ml_images.processing.product_match import normalise
-from ml_images.processing.results import COVER_TEXT, CheckFailure, TextBox, TextFigures
+from ml_images.processing.results import CheckFailure, TextBox, TextFigures
 from ml_images.processing.text_detection import TextLine
 
 
@@ -151,7 +152,7 @@ def judge_text(
         reasons.append(f"{repeated_text} lines repeat one text (a watermark)")
     if repeated_slant >= rules.min_slanted_repeats:
         reasons.append(f"{repeated_slant} slanted lines share one slant (a watermark)")
-    failure = CheckFailure(COVER_TEXT, "; ".join(reasons)) if reasons else None
+    failure = CheckFailure(ReasonCode.COVER_TEXT, "; ".join(reasons)) if reasons else None
     return figures, failure
 
 

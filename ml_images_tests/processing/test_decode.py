@@ -10,8 +10,8 @@ import pytest
 from PIL import GifImagePlugin, Image, ImageFile
 
 from ml_images.errors import ConfigurationError
+from ml_images.outcomes import Refused
 from ml_images.processing.decode import decode_image
-from ml_images.processing.results import ImageRefused
 from ml_images_tests.processing.images import (
     encode,
     jpeg_with_orientation,
@@ -31,8 +31,8 @@ def decode(data: bytes, **kwargs):
     return decode_image(data, **kwargs)
 
 
-def refusal(data: bytes, **kwargs) -> ImageRefused:
-    with pytest.raises(ImageRefused) as info:
+def refusal(data: bytes, **kwargs) -> Refused:
+    with pytest.raises(Refused) as info:
         decode(data, **kwargs)
     return info.value
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from ml_images.outcomes import Refused
 from ml_images.processing import decode as decode_module
 from ml_images.processing.decode import (
     DECODE_BUDGET_BYTES,
@@ -23,7 +24,6 @@ from ml_images.processing.decode import (
     pixel_cap,
 )
 from ml_images.processing.processor import ImageProcessorService
-from ml_images.processing.results import ImageRefused
 from ml_images_tests.processing.images import downloaded, encode, swapped_rgb_icc_profile
 
 
@@ -45,7 +45,7 @@ def issue_webp() -> bytes:
 
 def test_the_issues_lossless_webp_is_refused_from_its_header(issue_webp: bytes) -> None:
     assert len(issue_webp) < 20_000
-    with pytest.raises(ImageRefused) as info:
+    with pytest.raises(Refused) as info:
         decode_image(issue_webp, min_side=500, fit_box=1080)
     assert info.value.reason == "too_many_pixels"
     detail = info.value.detail
@@ -91,7 +91,7 @@ def test_just_under_the_cap_decodes_and_just_over_is_refused(fmt: str, mode: str
     result = decode_image(under, min_side=500, fit_box=1080, decode_budget=budget)
     assert result.source_size == (side, side)
     assert max(result.image.size) >= 1080
-    with pytest.raises(ImageRefused) as info:
+    with pytest.raises(Refused) as info:
         decode_image(over, min_side=500, fit_box=1080, decode_budget=budget)
     assert info.value.reason == "too_many_pixels"
 

@@ -14,10 +14,10 @@ from PIL import Image, ImageDraw
 
 from demo.product_models import ProductKind, ProductLook
 from demo.scenes import Scene, Shot, render_shot_with_mask
+from ml_images.outcomes import ReasonCode
 from ml_images.processing.cutout import place_mask
 from ml_images.processing.mask_cleanup import clean_mask
 from ml_images.processing.processor import ImageProcessorService
-from ml_images.processing.results import COVER_MULTIPLE_OBJECTS
 from ml_images_tests.processing.cover_images import as_download, open_jpeg
 
 SIZE = (800, 600)
@@ -114,7 +114,7 @@ def test_two_products_side_by_side_are_still_cover_multiple_objects():
     image = studio_picture(("rect", (20, 200, 200, 420), (30, 30, 34)))
     service = ImageProcessorService(None, detect_text=False)
     trial = service.trial_cover(as_download(image))
-    assert COVER_MULTIPLE_OBJECTS in trial.checks.failed_codes
+    assert ReasonCode.COVER_MULTIPLE_OBJECTS in trial.checks.failed_codes
 
 
 def test_the_demo_cafe_shot_loses_its_espresso_cup_with_the_real_model(remover):

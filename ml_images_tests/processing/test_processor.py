@@ -12,10 +12,11 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from ml_images.errors import ModelNotInstalledError
+from ml_images.outcomes import Refused
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.processing.quality import edge_luminance
-from ml_images.processing.results import ImageRefused, ProcessingOutcome
+from ml_images.processing.results import ProcessingOutcome
 from ml_images_tests.processing.images import downloaded, encode, near, product_photo
 
 CANVAS = 600  # smaller than production's 1200 to keep the suite fast; the logic does not depend on it
@@ -81,10 +82,10 @@ def test_blank_and_placeholder_pictures_are_refused():
     placeholder = blank.copy()
     placeholder.paste((150, 150, 150), (350, 380, 450, 420))  # a small grey "no image" mark
     svc = service(None)
-    with pytest.raises(ImageRefused) as info:
+    with pytest.raises(Refused) as info:
         svc.process_one(downloaded(encode(blank, "PNG"), fmt="png"), remove_background=False)
     assert info.value.reason == "blank"
-    with pytest.raises(ImageRefused) as info:
+    with pytest.raises(Refused) as info:
         svc.process_one(downloaded(encode(placeholder, "PNG"), fmt="png"), remove_background=False)
     assert info.value.reason == "too_small"
     assert "100 px" in info.value.detail
@@ -92,7 +93,7 @@ def test_blank_and_placeholder_pictures_are_refused():
 
 def test_dark_background_is_refused_without_removal(remover):
     photo = product_photo(600, 600, seed=5, background=(12, 12, 14), object_color=(230, 200, 60))
-    with pytest.raises(ImageRefused) as info:
+    with pytest.raises(Refused) as info:
         service(remover).process_one(downloaded(encode(photo)), remove_background=False)
     assert info.value.reason == "dark_background"
     assert "no background removal" in info.value.detail

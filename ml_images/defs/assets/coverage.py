@@ -19,6 +19,7 @@ from dagster import (
 
 from ml_images.catalog.coverage import ATTENTION_ROWS, CoverageReport, CoverageReporter
 from ml_images.defs.resources import CatalogDatabaseResource
+from ml_images.orchestration.stops import marking_interrupts
 
 IMAGE_COVERAGE = "image_coverage"
 
@@ -79,7 +80,8 @@ def coverage_metadata(report: CoverageReport) -> dict[str, Any]:
     ),
 )
 def image_coverage(context: AssetExecutionContext, catalog: CatalogDatabaseResource) -> MaterializeResult:
-    report = CoverageReporter(catalog.selection().selector).report()
+    with marking_interrupts(context):
+        report = CoverageReporter(catalog.selection().selector).report()
     context.log.info(
         f"{report.with_pictures} of {report.eligible} eligible products have pictures; {report.pending} pending, "
         f"{report.in_cooldown} in cooldown, {report.listings_in_error} listings in ERROR"

@@ -51,7 +51,6 @@ from ml_images.errors import ConfigurationError, SearchQuotaError
 from ml_images.orchestration.config import (
     IMAGE_SEARCH_POOL,
     NO_PICTURES_KEY,
-    STOPPED_BY_TAG,
     ProductImagesConfig,
     transient_retry_policy,
 )
@@ -67,6 +66,7 @@ from ml_images.orchestration.partitions import parse_product_key, products_parti
 from ml_images.orchestration.pictures import PictureViews, store_kind
 from ml_images.orchestration.progress import product_done
 from ml_images.orchestration.services import build_pipeline
+from ml_images.orchestration.stops import mark_stopped
 from ml_images.outcomes import ProductStatus, ReasonCode
 from ml_images.pipeline.failures import failure_reason_code
 from ml_images.pipeline.reports import BatchReport, ProductReport
@@ -168,12 +168,6 @@ def _configuration_failure(error: ConfigurationError, ids: list[int]) -> Failure
     )
 
 
-def _tag_stopped(context: AssetExecutionContext, reason_code: str) -> None:
-    """Marks the run as stopped by a fault every later run would meet (read by ``ml-images fetch``)."""
-    # A plain str: Dagster serialises run tags and refuses an enum member (ReasonCode).
-    context.instance.add_run_tags(context.run.run_id, {STOPPED_BY_TAG: str(reason_code)})
-
-
 def build_product_images_asset(
     retry_policy: RetryPolicy | None = None, settings: Settings | None = None
 ) -> AssetsDefinition:
@@ -238,7 +232,7 @@ def _define_product_images(retry_policy: RetryPolicy, kind: str, batch_size: int
         except ConfigurationError as exc:
             # A bad variable or a missing key fails every attempt alike: no retry (the RetryPolicy would otherwise
             # spend minutes on it), nothing claimed, every product left pending.
-            _tag_stopped(context, failure_reason_code(exc))
+            mark_stopped(context, failure_reason_code(exc))
             raise _configuration_failure(exc, ids) from exc
         try:
             batch = pipeline.process_batch(
@@ -246,7 +240,7 @@ def _define_product_images(retry_policy: RetryPolicy, kind: str, batch_size: int
             )
         except (KeyboardInterrupt, DagsterExecutionInterruptedError) as exc:
             # Dagster retries an interrupted step under a RetryPolicy; a request to stop (SIGINT/SIGTERM) must stop.
-            _tag_stopped(context, ReasonCode.INTERRUPTED)
+            mark_stopped(context, ReasonCode.INTERRUPTED)
             raise Failure(
                 description=(
                     f"{ReasonCode.INTERRUPTED}: the run was told to stop; the products in flight released their claims "
@@ -257,7 +251,7 @@ def _define_product_images(retry_policy: RetryPolicy, kind: str, batch_size: int
         context.log.info(batch.summary())
 
         if batch.abort_error is not None:
-            _tag_stopped(context, failure_reason_code(batch.abort_error))
+            mark_stopped(context, failure_reason_code(batch.abort_error))
             retryable = not isinstance(batch.abort_error, SearchQuotaError | ConfigurationError)
             raise _failure(batch, len(keys), allow_retries=retryable) from batch.abort_error
         if batch.with_status(ProductStatus.FAILED):

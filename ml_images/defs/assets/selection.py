@@ -15,6 +15,7 @@ from ml_images.defs.resources import CatalogDatabaseResource
 from ml_images.orchestration.config import DRY_RUN_TAG, SelectionConfig
 from ml_images.orchestration.metadata import PREVIEW_ROWS, preview_rows, preview_table
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, register_products, unregistered
+from ml_images.orchestration.stops import marking_interrupts
 from ml_images.outcomes import ReasonCode
 from ml_images.search.cost_estimate import SearchCostEstimator
 
@@ -25,9 +26,10 @@ from ml_images.search.cost_estimate import SearchCostEstimator
     description="Products eligible for Mercado Libre (active, flagged, fresh, above the category's price threshold).",
 )
 def eligible_products(context: AssetExecutionContext, catalog: CatalogDatabaseResource) -> MaterializeResult:
-    services = catalog.selection()
-    count = services.product_filter.count_eligible()
-    sample = services.product_filter.get_eligible_products(limit=PREVIEW_ROWS)
+    with marking_interrupts(context):
+        services = catalog.selection()
+        count = services.product_filter.count_eligible()
+        sample = services.product_filter.get_eligible_products(limit=PREVIEW_ROWS)
     context.log.info(f"{count} eligible products")
     return MaterializeResult(
         metadata={
@@ -51,6 +53,14 @@ def eligible_products(context: AssetExecutionContext, catalog: CatalogDatabaseRe
 def pending_image_products(
     context: AssetExecutionContext, config: SelectionConfig, catalog: CatalogDatabaseResource
 ) -> Iterator[MaterializeResult]:
+    with marking_interrupts(context):
+        yield from _select_pending(context, config, catalog)
+
+
+def _select_pending(
+    context: AssetExecutionContext, config: SelectionConfig, catalog: CatalogDatabaseResource
+) -> Iterator[MaterializeResult]:
+    """The body of ``pending_image_products`` (a generator: the stop-request tagging wraps all of it)."""
     services = catalog.selection()
     pending_count = services.selector.count_pending()
     selected = services.select_ids(limit=config.limit, product_ids=config.product_ids)
