@@ -1,4 +1,4 @@
-"""The Dagster CLI on the code location: validate, the shipped dry-run config, ranges by tags and --partition-range."""
+"""The Dagster CLI on the code location: validate, the shipped dry-run config, ranges by tags."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_job_execute_with_the_dry_run_config_writes_nothing(
         assert entry.asset_observation.metadata["would_register"].value == 1
 
 
-def test_selection_then_a_range_by_tags_then_by_partition_range(
+def test_selection_then_a_range_then_the_whole_range_by_tags(
     home: Path, default_catalog: Catalog, web: ImageWeb, dagster_home: Path
 ):
     ids = [default_catalog.add_product(f"ZX91{i:02d}") for i in range(3)]
@@ -120,9 +120,11 @@ def test_selection_then_a_range_by_tags_then_by_partition_range(
     assert [len(default_catalog.images(pid)) for pid in ids] == [1, 1, 0]
     rows, calls = default_catalog.image_count(), web.search_calls
 
+    # The whole range again: the products already done are skipped, only the third is searched and stored.
+    whole = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[2]}
     dagster(
-        web, dagster_home, "asset", "materialize", "-m", "ml_images.definitions", "--select", "product_images",
-        "--partition-range", f"{keys[0]}...{keys[2]}",
+        web, dagster_home, "job", "execute", "-m", "ml_images.definitions", "-j", "product_images_job",
+        "--tags", json.dumps(whole),
     )  # fmt: skip
 
     assert [len(default_catalog.images(pid)) for pid in ids] == [1, 1, 1]  # only the third was still pending
