@@ -4,7 +4,6 @@ Both selections are single SQL queries (no per-row filtering in Python) so they 
 million products: the partial index ``ix_product_master_ml_candidates`` serves the flag, freshness and ordering
 conditions, and the anti-joins on ``product_image`` / ``image_fetch_attempt`` use their ``product_id`` indexes.
 The same queries run on a Django catalog's tables (``layout.py``): the classes come from the engine's layout.
-(Over ~300 lines: the two selection classes share every condition; splitting them would split the rules.)
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -139,6 +138,18 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be >= 0, got {limit}")
 
 
+class PendingScope(TypedDict, total=False):
+    """Which pending products a selection covers (every key optional, the rules always apply): ``product_ids``
+    narrows it to those products; ``exclude_ids`` drops some (e.g. partitions already registered);
+    ``exclude_in_flight`` drops products another run has claimed; ``ignore_cooldown`` lets an explicit request
+    retry a product whose last attempt found nothing."""
+
+    product_ids: Sequence[int] | None
+    exclude_ids: Collection[int]
+    exclude_in_flight: bool
+    ignore_cooldown: bool
+
+
 class ImageCandidateSelector:
     """Eligible products that have no ``product_image`` rows and are not cooling down after a fruitless attempt.
 
@@ -204,10 +215,11 @@ class ImageCandidateSelector:
 
     def _conditions(
         self,
-        product_ids: Sequence[int] | None,
-        exclude_ids: Collection[int],
-        exclude_in_flight: bool,
-        ignore_cooldown: bool,
+        *,
+        product_ids: Sequence[int] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_in_flight: bool = False,
+        ignore_cooldown: bool = False,
     ) -> list[sa.ColumnElement[bool]]:
         dialect = self.product_filter.dialect_name
         conditions = [self.product_filter.eligible_condition(), self.has_no_images_condition()]
@@ -222,48 +234,24 @@ class ImageCandidateSelector:
             conditions.append(self.not_in_flight_condition())
         return conditions
 
-    def pending_query(
-        self,
-        limit: int | None = None,
-        *,
-        product_ids: Sequence[int] | None = None,
-        exclude_ids: Collection[int] = (),
-        exclude_in_flight: bool = False,
-        ignore_cooldown: bool = False,
-    ) -> sa.Select[Any]:
-        """The one query behind :meth:`get_pending_image_products` (oldest ``last_updated`` first, then id)."""
+    def _pending(self, columns: Any, limit: int | None, scope: PendingScope) -> sa.Select[Any]:
+        """``columns`` of the pending products in ``scope``, oldest ``last_updated`` first, then id."""
         _check_limit(limit)
         pm = self.models.ProductMaster
-        query = (
-            sa.select(pm)
-            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-            .order_by(pm.last_updated, pm.id)
-            .options(joinedload(pm.listing))
-        )
+        query = sa.select(columns).where(*self._conditions(**scope)).order_by(pm.last_updated, pm.id)
         return query if limit is None else query.limit(limit)
 
-    def get_pending_image_products(
-        self,
-        limit: int | None = None,
-        *,
-        product_ids: Sequence[int] | None = None,
-        exclude_ids: Collection[int] = (),
-        exclude_in_flight: bool = False,
-        ignore_cooldown: bool = False,
-    ) -> list[ProductMaster]:
-        """Products that need images, oldest first, detached and fully loaded (columns, ``listing``, ``images``).
+    def pending_query(self, limit: int | None = None, **scope: Unpack[PendingScope]) -> sa.Select[Any]:
+        """The one query behind :meth:`get_pending_image_products`."""
+        pm = self.models.ProductMaster
+        return self._pending(pm, limit, scope).options(joinedload(pm.listing))
 
-        ``product_ids`` narrows the selection to those products (the rules still apply); ``exclude_ids`` drops
-        some (e.g. partitions already registered); ``exclude_in_flight`` drops products another run has claimed;
-        ``ignore_cooldown`` lets an explicit request retry a product whose last attempt found nothing.
-        """
-        query = self.pending_query(
-            limit,
-            product_ids=product_ids,
-            exclude_ids=exclude_ids,
-            exclude_in_flight=exclude_in_flight,
-            ignore_cooldown=ignore_cooldown,
-        )
+    def get_pending_image_products(
+        self, limit: int | None = None, **scope: Unpack[PendingScope]
+    ) -> list[ProductMaster]:
+        """Products that need images, oldest first, detached and fully loaded (columns, ``listing``, ``images``);
+        ``scope`` as ``PendingScope`` says."""
+        query = self.pending_query(limit, **scope)
         with translate_connection_errors(self._url), self.session_factory() as session:
             products = list(session.scalars(query).unique())
         for product in products:
@@ -271,62 +259,22 @@ class ImageCandidateSelector:
             set_committed_value(product, "images", [])
         return products
 
-    def pending_ids_query(
-        self,
-        limit: int | None = None,
-        *,
-        product_ids: Sequence[int] | None = None,
-        exclude_ids: Collection[int] = (),
-        exclude_in_flight: bool = False,
-        ignore_cooldown: bool = False,
-    ) -> sa.Select[int]:
+    def pending_ids_query(self, limit: int | None = None, **scope: Unpack[PendingScope]) -> sa.Select[int]:
         """The query of :meth:`pending_product_ids`: same conditions and order, ids only."""
-        _check_limit(limit)
-        pm = self.models.ProductMaster
-        query = (
-            sa.select(pm.id)
-            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-            .order_by(pm.last_updated, pm.id)
-        )
-        return query if limit is None else query.limit(limit)
+        return self._pending(self.models.ProductMaster.id, limit, scope)
 
-    def pending_product_ids(
-        self,
-        limit: int | None = None,
-        *,
-        product_ids: Sequence[int] | None = None,
-        exclude_ids: Collection[int] = (),
-        exclude_in_flight: bool = False,
-        ignore_cooldown: bool = False,
-    ) -> list[int]:
+    def pending_product_ids(self, limit: int | None = None, **scope: Unpack[PendingScope]) -> list[int]:
         """The ids :meth:`get_pending_image_products` would return, in the same order, without loading rows.
 
         The cheap form for registering partitions on a large catalog (no ORM objects are built; on PostgreSQL
         an index-only scan checks the rules).
         """
-        query = self.pending_ids_query(
-            limit,
-            product_ids=product_ids,
-            exclude_ids=exclude_ids,
-            exclude_in_flight=exclude_in_flight,
-            ignore_cooldown=ignore_cooldown,
-        )
+        query = self.pending_ids_query(limit, **scope)
         with translate_connection_errors(self._url), self.session_factory() as session:
             return [int(i) for i in session.scalars(query)]
 
-    def count_pending(
-        self,
-        *,
-        product_ids: Sequence[int] | None = None,
-        exclude_ids: Collection[int] = (),
-        exclude_in_flight: bool = False,
-        ignore_cooldown: bool = False,
-    ) -> int:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(self.models.ProductMaster)
-            .where(*self._conditions(product_ids, exclude_ids, exclude_in_flight, ignore_cooldown))
-        )
+    def count_pending(self, **scope: Unpack[PendingScope]) -> int:
+        query = sa.select(sa.func.count()).select_from(self.models.ProductMaster).where(*self._conditions(**scope))
         with translate_connection_errors(self._url), self.session_factory() as session:
             return int(session.scalar(query) or 0)
 

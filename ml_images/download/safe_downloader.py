@@ -21,7 +21,8 @@ from ml_images.download.results import DownloadedImage
 from ml_images.download.sniff import SNIFF_BYTES, sniff_image_format
 from ml_images.download.target import parse_target
 from ml_images.download.target import referer as referer_of
-from ml_images.download.transport import TRANSPORT_ERRORS, DeadlineGuard, content_length, open_pinned, refusal_for
+from ml_images.download.transport import DeadlineGuard, open_pinned, refusal_for
+from ml_images.net.capped_body import CONNECTION_ERRORS, BodyTooLarge, DeadlineExceeded, declared_length, read_capped
 from ml_images.outcomes import ReasonCode, Refusal, Refused, http_status_reason
 from ml_images.search.candidates import ImageCandidate
 
@@ -150,29 +151,24 @@ class SafeDownloader:
                     raise Refused(http_status_reason(response.status), f"{target.url} answered {response.status}")
                 data, fmt = self._read_body(response, guard)
                 return DownloadedImage(candidate=candidate, final_url=target.url, data=data, format=fmt)
-            except TRANSPORT_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 raise refusal_for(exc, guard) from None
             finally:
                 response.close()
                 pool.close()
 
     def _read_body(self, response: BaseHTTPResponse, guard: DeadlineGuard) -> tuple[bytes, str]:
-        declared = content_length(response)
-        if declared is not None and declared > self.max_bytes:
-            raise Refused(ReasonCode.TOO_LARGE, f"Content-Length {declared} exceeds {self.max_bytes} bytes")
-        chunks: list[bytes] = []
-        total = 0
-        # Counted as it streams: Content-Length may be absent or wrong, and the guard stops drip-feeding.
-        for chunk in response.stream(_CHUNK_BYTES, decode_content=True):
-            total += len(chunk)
-            if total > self.max_bytes:
-                raise Refused(ReasonCode.TOO_LARGE, f"body exceeds {self.max_bytes} bytes")
-            if guard.expired:
-                raise Refused(ReasonCode.DEADLINE, f"total download deadline reached after {total} bytes")
-            chunks.append(chunk)
-        if guard.expired:  # a socket shut down by the guard reads as a clean EOF: the body may be cut short
-            raise Refused(ReasonCode.DEADLINE, f"total download deadline reached after {total} bytes")
-        data = b"".join(chunks)
+        try:
+            data = read_capped(
+                response.stream(_CHUNK_BYTES, decode_content=True),
+                guard,
+                self.max_bytes,
+                declared=declared_length(response.headers),
+            )
+        except BodyTooLarge as exc:
+            raise Refused(ReasonCode.TOO_LARGE, str(exc)) from None
+        except DeadlineExceeded as exc:
+            raise Refused(ReasonCode.DEADLINE, f"total download deadline reached after {exc.received} bytes") from None
         if not data:
             raise Refused(ReasonCode.EMPTY_BODY, "the response body is empty")
         fmt = sniff_image_format(data[:SNIFF_BYTES])

@@ -10,12 +10,9 @@ it never reads proxy settings from the environment (requests would, unless ``tru
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import socket
 import ssl
-import threading
-import time
 from typing import Any
 
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, HTTPSConnectionPool
@@ -23,7 +20,6 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
-    HTTPError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -33,63 +29,24 @@ from urllib3.util import Timeout
 from urllib3.util.connection import create_connection
 
 from ml_images.download.target import Target
+from ml_images.net.capped_body import CONNECTION_ERRORS
+from ml_images.net.socket_deadline import SocketDeadline
 from ml_images.outcomes import ReasonCode, Refused
 
-#: What a transport can raise while a request or its body is under way.
-TRANSPORT_ERRORS = (HTTPError, OSError, http.client.HTTPException)
 
-
-class DeadlineGuard:
-    """Ends a download at its deadline, even while a read is blocked inside a chunk.
-
-    Read timeouts bound the gap between two packets, not the download: a server that sends one byte a
-    second never trips them. At the deadline a timer shuts the download's sockets down, which wakes any
-    blocked ``recv`` with EOF; ``expired`` then tells the downloader that the EOF was ours, not the server's.
-    """
+class DeadlineGuard(SocketDeadline):
+    """Ends a download at its deadline, even while a read is blocked inside a chunk (``SocketDeadline``); the
+    clock runs from the moment the guard is made."""
 
     def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._fired = False
-        self._closed = False
-        self._ends_at = time.monotonic() + seconds
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    @property
-    def expired(self) -> bool:
-        return self._fired or time.monotonic() >= self._ends_at
-
-    def remaining(self) -> float:
-        return max(0.0, self._ends_at - time.monotonic())
+        super().__init__(seconds)
+        self.start()
 
     def register(self, sock: socket.socket) -> None:
-        # A duplicate descriptor is kept, not the socket object: TLS wrapping detaches the original object,
-        # and a descriptor we own can never be one the OS has meanwhile handed to another thread's download.
-        with self._lock:
-            if self._fired or self._closed:
-                sock.close()
-                raise TimeoutError("download deadline reached")
-            self._sockets.append(sock.dup())
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._fired = True
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._closed = True
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
-            self._sockets.clear()
+        """Track a new connection's socket; ``TimeoutError`` (and ``sock`` closed) once the deadline has passed."""
+        if not self.track(sock.dup()):
+            sock.close()
+            raise TimeoutError("download deadline reached")
 
 
 def _open_pinned_socket(conn: HTTPConnection, pinned_ip: str, guard: DeadlineGuard) -> socket.socket:
@@ -138,13 +95,6 @@ class _PinnedHTTPPool(HTTPConnectionPool):
 
 class _PinnedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _PinnedHTTPSConnection
-
-
-def content_length(response: BaseHTTPResponse) -> int | None:
-    raw = response.headers.get("Content-Length")
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return int(raw.strip())
 
 
 def _is_incomplete_read(exc: BaseException) -> bool:
@@ -219,7 +169,7 @@ def open_pinned(
             pool.close()
             last_error = exc
             continue
-        except TRANSPORT_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             pool.close()
             raise refusal_for(exc, guard) from None
         return response, pool

@@ -8,6 +8,7 @@ when no ``product_image`` row of any product references it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ml_images.catalog.models import ProductMaster
 from ml_images.catalog.recorder import Claim, ImageDetailRecord, ImageRecord, ImageRecorder
@@ -43,44 +44,28 @@ class ImageCommitter:
         stored: list[StoredImage] = []
         try:
             for order, (key, image) in enumerate(zip(keys, processed.images, strict=True)):
-                provenance = state.provenance(image.source_url).fields()
                 url = self._store.put(key, image.jpeg)
                 uploaded.append(key)
-                records.append(
-                    ImageRecord(
-                        order=order,
-                        url=url,
-                        storage_key=key,
-                        source_url=image.source_url,
-                        width=image.width,
-                        height=image.height,
-                        content_hash=image.content_hash,
-                        background_removed=image.background_removed,
-                        detail=ImageDetailRecord(
-                            **provenance,
-                            background_method=image.background_method,
-                            quality_score=round(image.quality_score, 4),
-                            cover_compliant=image.cover_compliant,
-                            checks=image.checks_dict(),
-                        ),
-                    )
+                # What the row and the report both say of the picture; the row adds the content hash, the report
+                # has the detail's fields (provenance and judgement) flattened in.
+                picture: dict[str, Any] = {
+                    "order": order,
+                    "url": url,
+                    "storage_key": key,
+                    "source_url": image.source_url,
+                    "width": image.width,
+                    "height": image.height,
+                    "background_removed": image.background_removed,
+                }
+                detail = ImageDetailRecord(
+                    **state.provenance(image.source_url).fields(),
+                    background_method=image.background_method,
+                    quality_score=round(image.quality_score, 4),
+                    cover_compliant=image.cover_compliant,
+                    checks=image.checks_dict(),
                 )
-                stored.append(
-                    StoredImage(
-                        order=order,
-                        url=url,
-                        storage_key=key,
-                        source_url=image.source_url,
-                        width=image.width,
-                        height=image.height,
-                        background_removed=image.background_removed,
-                        **provenance,
-                        background_method=image.background_method,
-                        quality_score=round(image.quality_score, 4),
-                        cover_compliant=image.cover_compliant,
-                        checks=image.checks_dict(),
-                    )
-                )
+                records.append(ImageRecord(**picture, content_hash=image.content_hash, detail=detail))
+                stored.append(StoredImage(**picture, **vars(detail)))
             # Lenient policy without a compliant cover: stored, the attempt flagged with the checks that failed.
             flagged = processed.cover_flagged
             flag_code = ReasonCode.NO_COMPLIANT_COVER if flagged else None

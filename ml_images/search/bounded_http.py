@@ -6,18 +6,16 @@ timer that, at the deadline, shuts down the sockets the call is reading from, wh
 with EOF; ``expired`` then tells the caller that the EOF was ours. The sockets reach the deadline through the
 connections of ``BoundedHTTPAdapter`` (they register themselves just before reading the response), so reused
 keep-alive connections are covered as well as new ones. The body is read in small chunks under a byte cap
-(decoded bytes, so a gzip bomb counts at its real size).
+(decoded bytes, so a gzip bomb counts at its real size). The deadline and the capped read are ``ml_images.net``'s,
+shared with the downloads; ``HttpLimits`` holds the three bounds of a provider's calls, with their defaults.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import http.client
 import socket
-import threading
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,47 +24,47 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError
+
+from ml_images.net.capped_body import declared_length, read_capped
+from ml_images.net.socket_deadline import SocketDeadline
 
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read); Brave recommends allowing 30 s
-DEFAULT_DEADLINE_SECONDS = 30.0
-DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 _CHUNK_BYTES = 8 * 1024
 
 _current: contextvars.ContextVar[CallDeadline | None] = contextvars.ContextVar("search_call_deadline", default=None)
 
 
-class DeadlineExceeded(Exception):
-    """The call did not finish within its deadline."""
+@dataclass(frozen=True)
+class HttpLimits:
+    """The bounds of every call a provider makes: requests' (connect, read) ``timeout``, the total
+    ``deadline_seconds`` of a call and ``max_body_bytes``, the cap on the (decoded) body of an answer."""
+
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    deadline_seconds: float = 30.0
+    max_body_bytes: int = 5 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.deadline_seconds <= 0 or self.max_body_bytes < 1:
+            raise ValueError("deadline_seconds and max_body_bytes must be positive")
 
 
-class BodyTooLarge(Exception):
-    """The response body is larger than allowed."""
+DEFAULT_LIMITS = HttpLimits()
 
 
-class CallDeadline:
-    """A wall-clock limit on one HTTP call, enforced on the sockets the call reads from.
+class CallDeadline(SocketDeadline):
+    """A wall-clock limit on one HTTP call, enforced on the sockets the call reads from (``SocketDeadline``).
 
     Used as a context manager around the call; connections made or reused by ``BoundedHTTPAdapter`` inside the
     ``with`` block register their socket. Other sessions are still checked between chunks, not inside one.
     """
 
     def __init__(self, seconds: float) -> None:
-        if seconds <= 0:
-            raise ValueError("a deadline must be positive")
-        self.seconds = seconds
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._fired = False
-        self._closed = False
-        self._ends_at = time.monotonic() + seconds
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        super().__init__(seconds)
         self._token: contextvars.Token[CallDeadline | None] | None = None
 
     def __enter__(self) -> CallDeadline:
         self._token = _current.set(self)
-        self._timer.start()
+        self.start()
         return self
 
     def __exit__(
@@ -76,50 +74,13 @@ class CallDeadline:
             _current.reset(self._token)
         self.close()
 
-    @property
-    def expired(self) -> bool:
-        return self._fired or time.monotonic() >= self._ends_at
-
     def watch(self, sock: Any) -> None:
-        """Shut ``sock`` down at the deadline (at once if it has passed).
-
-        A duplicate descriptor is kept, not the socket object: a TLS socket cannot be ``dup()``-ed, and a
-        descriptor we own can never be one the OS has meanwhile handed to another thread's connection.
-        """
+        """Shut ``sock`` down at the deadline (at once if it has passed)."""
         try:
-            fileno = sock.fileno()
-            duplicate = socket.socket(fileno=socket.dup(fileno))
+            duplicate = socket.socket(fileno=socket.dup(sock.fileno()))
         except (OSError, ValueError, AttributeError):
             return  # a socket we cannot see (a proxy tunnel...): the chunk loop still checks the deadline
-        with self._lock:
-            if self._closed:
-                duplicate.close()
-                return
-            self._sockets.append(duplicate)
-            if self._fired:
-                self._shutdown(duplicate)
-
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._fired = True
-            for sock in self._sockets:
-                self._shutdown(sock)
-
-    def close(self) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._closed = True
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
-            self._sockets.clear()
+        self.track(duplicate)
 
 
 def _watch_current(sock: Any) -> None:
@@ -194,50 +155,16 @@ class BoundedHTTPAdapter(HTTPAdapter):
         )
 
 
-def _declared_length(response: requests.Response) -> int | None:
-    raw = response.headers.get("Content-Length")
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return int(raw.strip())
-
-
-READ_ERRORS: tuple[type[BaseException], ...] = (
-    requests.RequestException,
-    HTTPError,
-    OSError,
-    http.client.HTTPException,
-)
-
-
 def read_body(response: requests.Response, deadline: CallDeadline, max_bytes: int, *, truncate: bool = False) -> bytes:
-    """The body of a ``stream=True`` response, at most ``max_bytes`` (decoded), before ``deadline``.
-
-    Raises ``BodyTooLarge`` (unless ``truncate``: then the first ``max_bytes`` are returned), ``DeadlineExceeded``,
-    or one of ``READ_ERRORS`` when the connection breaks.
-    """
-    declared = _declared_length(response)
-    if declared is not None and declared > max_bytes and not truncate:
-        raise BodyTooLarge(f"Content-Length {declared} exceeds {max_bytes} bytes")
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        for chunk in response.iter_content(_CHUNK_BYTES):
-            if deadline.expired:
-                raise DeadlineExceeded(f"deadline reached after {total} bytes")
-            total += len(chunk)
-            if total > max_bytes:
-                if truncate:
-                    chunks.append(chunk[: max_bytes - (total - len(chunk))])
-                    break
-                raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
-            chunks.append(chunk)
-    except READ_ERRORS:
-        if deadline.expired:  # the EOF or reset was ours: the deadline shut the socket down
-            raise DeadlineExceeded(f"deadline reached after {total} bytes") from None
-        raise
-    if deadline.expired:  # a socket shut down by the deadline reads as a clean EOF: the body may be cut short
-        raise DeadlineExceeded(f"deadline reached after {total} bytes")
-    return b"".join(chunks)
+    """The body of a ``stream=True`` response, at most ``max_bytes`` (decoded), before ``deadline``
+    (``ml_images.net.capped_body.read_capped``: ``BodyTooLarge``, ``DeadlineExceeded`` or ``CONNECTION_ERRORS``)."""
+    return read_capped(
+        response.iter_content(_CHUNK_BYTES),
+        deadline,
+        max_bytes,
+        declared=declared_length(response.headers),
+        truncate=truncate,
+    )
 
 
 def build_http_session(

@@ -12,7 +12,7 @@ import requests
 
 from ml_images.errors import ConfigurationError
 from ml_images.search import bounded_http
-from ml_images.search.bounded_http import DEFAULT_TIMEOUT
+from ml_images.search.bounded_http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HttpLimits
 from ml_images.search.cache import SearchCache
 from ml_images.search.providers import (
     BraveImageSearch,
@@ -47,9 +47,11 @@ def build_provider(
     provider: str | None = None,
     endpoint: str | None = None,
     role: str = "ML_IMAGES_SEARCH_PROVIDER",
+    limits: HttpLimits = DEFAULT_LIMITS,
 ) -> ImageSearchProvider:
     """The provider ``provider`` (default: the primary one) at ``endpoint`` (default: the primary's override),
-    with its usual credential variables; ``role`` names the variable that chose it, for error messages."""
+    with its usual credential variables and its calls bounded by ``limits``; ``role`` names the variable that
+    chose it, for error messages."""
     if provider is None:
         provider, endpoint = settings.search_provider, settings.search_endpoint
 
@@ -57,20 +59,25 @@ def build_provider(
         return _require_for(value, variable, provider, role)
 
     if provider == "brave":
-        return BraveImageSearch(_require(settings.brave_api_key, "BRAVE_SEARCH_API_KEY", provider), session, endpoint)
+        return BraveImageSearch(
+            _require(settings.brave_api_key, "BRAVE_SEARCH_API_KEY", provider), session, endpoint, limits=limits
+        )
     if provider == "serpapi":
-        return SerpApiImageSearch(_require(settings.serpapi_api_key, "SERPAPI_API_KEY", provider), session, endpoint)
+        return SerpApiImageSearch(
+            _require(settings.serpapi_api_key, "SERPAPI_API_KEY", provider), session, endpoint, limits=limits
+        )
     if provider == "google":
         return GoogleCseImageSearch(
             _require(settings.google_api_key, "GOOGLE_API_KEY", provider),
             _require(settings.google_search_engine_id, "GOOGLE_SEARCH_ENGINE_ID", provider),
             session,
             endpoint,
+            limits=limits,
         )
     if provider == "searxng":
         # SearXNG needs no credential: ML_IMAGES_SEARCH_ENDPOINT alone is enough to reach an instance.
         base_url = settings.searxng_url or (endpoint and endpoint.rsplit("/", 1)[0])
-        return SearxngImageSearch(_require(base_url, "SEARXNG_URL", provider), session, endpoint)
+        return SearxngImageSearch(_require(base_url, "SEARXNG_URL", provider), session, endpoint, limits=limits)
     raise ConfigurationError(f"{role} must be one of brave, serpapi, google, searxng, got {provider!r}")
 
 

@@ -7,12 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ml_images.catalog.product_reader import CatalogProducts
 from ml_images.catalog.recorder import Claim, ImageRecord, ImageRecorder
 from ml_images.catalog.rules import parse_publication_rules
 from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
+from ml_images.defs.resources import (
+    BackgroundRemoverResource,
+    CatalogDatabaseResource,
+    ImageSearchResource,
+    ImageStoreResource,
+)
 from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.errors import CatalogUnavailableError
+from ml_images.orchestration.services import build_pipeline
 from ml_images.outcomes import AttemptStats
 from ml_images.pipeline.candidate_sources import CandidateSources
 from ml_images.pipeline.product_pipeline import BatchConcurrency, ProductImagePipeline
@@ -20,7 +26,6 @@ from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.processor import ImageProcessorService
 from ml_images.search.cache import SearchCache
 from ml_images.search.factory import build_search_service
-from ml_images.search.query import QueryConstructor
 from ml_images.search.retry import RetryPolicy
 from ml_images.search.service import ImageSearchService
 from ml_images.settings import Settings
@@ -44,7 +49,7 @@ def search_service(catalog: Catalog, web: ImageWeb, *, cache: bool = True) -> Im
 
 def make_pipeline(
     catalog: Catalog,
-    web: ImageWeb,
+    web: ImageWeb | None,
     remover: BackgroundRemover | None,
     *,
     store: ImageStore | None = None,
@@ -60,26 +65,33 @@ def make_pipeline(
     sources: CandidateSources | None = None,
     search: ImageSearchService | None = None,
 ) -> ProductImagePipeline:
-    sf = catalog.session_factory
-    selector = ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None)))
+    """The production wiring (``build_pipeline``) over the test's catalog, with the test's parts: a search of
+    ``web`` (unless ``search`` is given) that retries without backoff, a store in ``root`` (unless ``store``), a
+    downloader allowed onto 127.0.0.1, the processor over ``remover``."""
     if store is None:
         if root is None:
             raise ValueError("give a store or a root folder")
         store = LocalImageStore(root)
-    return ProductImagePipeline(
-        products=CatalogProducts(sf),
-        selector=selector,
-        recorder=recorder or ImageRecorder(sf),
-        queries=QueryConstructor(),
-        search=search or search_service(catalog, web, cache=search_cache),
+    if search is None:
+        if web is None:
+            raise ValueError("give a search service or the ImageWeb it searches")
+        search = search_service(catalog, web, cache=search_cache)
+    # The search, store and remover resources build nothing here: each of their parts is given.
+    return build_pipeline(
+        CatalogDatabaseResource(database_url=catalog.url),
+        ImageSearchResource(),
+        ImageStoreResource(),
+        BackgroundRemoverResource(),
+        concurrency=concurrency,
+        recorder=recorder,
+        search=search,
         downloader=downloader or SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
         processor=processor or ImageProcessorService(remover),
         store=store,
         max_images=max_images,
-        concurrency=concurrency,
         unreachable_attempts=unreachable_attempts,
         heartbeat_seconds=heartbeat_seconds,
-        sources=sources,
+        sources=sources or CandidateSources(),
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from ml_images.search.bounded_http import CallDeadline
+from ml_images.search.bounded_http import CallDeadline, HttpLimits
 from ml_images.search.factory import build_http_session
 from ml_images.search.providers import BraveImageSearch, SerpApiImageSearch
 from ml_images.search.retry import RetryableSearchError, RetryPolicy
@@ -116,7 +116,9 @@ def raw_server() -> Iterator[StartServer]:
 
 
 def brave(url: str, session: requests.Session | None = None, **bounds: float) -> BraveImageSearch:
-    return BraveImageSearch("brave-key", session or build_http_session(), url, **bounds)  # type: ignore[arg-type]
+    """Brave at ``url``, its calls bounded by the ``HttpLimits`` fields ``bounds`` names."""
+    limits = HttpLimits(**bounds)  # type: ignore[arg-type]
+    return BraveImageSearch("brave-key", session or build_http_session(), url, limits=limits)
 
 
 def elapsed(fn: Callable[[], object]) -> tuple[float, BaseException | None]:

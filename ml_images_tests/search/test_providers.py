@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ml_images.errors import SearchQuotaError, SearchUnavailableError
+from ml_images.search.bounded_http import HttpLimits
 from ml_images.search.providers import (
     BraveImageSearch,
     GoogleCseImageSearch,
@@ -440,7 +441,7 @@ def test_read_timeout_is_retryable(httpserver: HTTPServer, session: requests.Ses
         return Response("{}", content_type="application/json")
 
     httpserver.expect_request("/search").respond_with_handler(slow)
-    provider = SearxngImageSearch(httpserver.url_for("/"), session, timeout=(1.0, 0.2))
+    provider = SearxngImageSearch(httpserver.url_for("/"), session, limits=HttpLimits(timeout=(1.0, 0.2)))
     with pytest.raises(RetryableSearchError, match="ReadTimeout"):
         provider.fetch_page("q", 0, 10)
     wait_until_served(httpserver, 1)

@@ -20,23 +20,15 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ml_images.catalog.models import ListingStatus, SearchCacheEntry
-from ml_images.catalog.product_reader import CatalogProducts
-from ml_images.catalog.recorder import ImageRecorder
-from ml_images.catalog.rules import parse_publication_rules
-from ml_images.catalog.selection import ImageCandidateSelector, MercadoLibreFilter
-from ml_images.download.safe_downloader import SafeDownloader
 from ml_images.outcomes import ProductStatus
 from ml_images.pipeline.product_pipeline import ProductImagePipeline
 from ml_images.processing.background import BackgroundRemover
-from ml_images.processing.processor import ImageProcessorService
 from ml_images.search.cache import SearchCache
 from ml_images.search.factory import build_http_session
 from ml_images.search.providers import BraveImageSearch
-from ml_images.search.query import QueryConstructor
 from ml_images.search.retry import RetryPolicy
 from ml_images.search.service import ImageSearchService
-from ml_images.storage.local import LocalImageStore
-from ml_images_tests.pipeline.builders import pending_ids
+from ml_images_tests.pipeline.builders import make_pipeline, pending_ids
 from ml_images_tests.pipeline.fixtures import catalog, image_root, remover, web
 from ml_images_tests.pipeline.support import Catalog, ImageWeb
 
@@ -73,22 +65,12 @@ class Provider:
 def build_pipeline(
     catalog: Catalog, provider: Provider, remover: BackgroundRemover, root: Path
 ) -> ProductImagePipeline:
-    sf = catalog.session_factory
     search = ImageSearchService(
         BraveImageSearch("brave-key", build_http_session(), provider.endpoint),
-        cache=SearchCache(sf),
+        cache=SearchCache(catalog.session_factory),
         retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05),
     )
-    return ProductImagePipeline(
-        products=CatalogProducts(sf),
-        selector=ImageCandidateSelector(MercadoLibreFilter(sf, parse_publication_rules(None))),
-        recorder=ImageRecorder(sf),
-        queries=QueryConstructor(),
-        search=search,
-        downloader=SafeDownloader(allowed_private_hosts=("127.0.0.1",), deadline_seconds=10.0),
-        processor=ImageProcessorService(remover),
-        store=LocalImageStore(root),
-    )
+    return make_pipeline(catalog, None, remover, root=root, search=search)
 
 
 def cache_rows(catalog: Catalog) -> int:

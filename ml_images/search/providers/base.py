@@ -13,8 +13,8 @@ Only a well-formed answer with an empty result list means "no results" (Google o
 a malformed field (``"width": 1e400``, NaN, a list where a string goes) is unknown (None) and a malformed result
 is dropped with a refusal: neither costs the other results.
 
-Every call has a total deadline (``deadline_seconds``, default 30 s) and a body cap (``max_body_bytes``, default
-5 MB), enforced while the body streams (see ``ml_images.search.bounded_http``). Each provider lives in its own
+Every call has a total deadline and a body cap (``HttpLimits``: default 30 s and 5 MB), enforced while the body
+streams (see ``ml_images.search.bounded_http``). Each provider lives in its own
 module of this package and only says how to ask (parameters, credentials) and how to read one result
 (``JsonApiProvider._read``); the loop over the results is ``JsonApiProvider._page``, here.
 
@@ -37,19 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from ml_images.errors import SearchQuotaError, SearchUnavailableError
+from ml_images.net.capped_body import CONNECTION_ERRORS, BodyTooLarge, DeadlineExceeded
 from ml_images.outcomes import ReasonCode, Refusal
 from ml_images.redaction import install_log_redaction, protect, redact, url_secrets
-from ml_images.search.bounded_http import (
-    DEFAULT_DEADLINE_SECONDS,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_TIMEOUT,
-    READ_ERRORS,
-    BodyTooLarge,
-    CallDeadline,
-    DeadlineExceeded,
-    ensure_bounded,
-    read_body,
-)
+from ml_images.search.bounded_http import DEFAULT_LIMITS, CallDeadline, HttpLimits, ensure_bounded, read_body
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.providers.fields import NOT_JSON, decode_json, json_type
 from ml_images.search.retry import RetryableSearchError, parse_retry_after
@@ -103,21 +94,15 @@ class JsonApiProvider:
         endpoint: str,
         *,
         secrets: Iterable[str | None] = (),
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
-        if deadline_seconds <= 0 or max_body_bytes < 1:
-            raise ValueError("deadline_seconds and max_body_bytes must be positive")
         self.session = session
         self.endpoint = endpoint
-        self.timeout = timeout
-        self.deadline_seconds = deadline_seconds
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits
         self._secrets = tuple(s for s in (*secrets, *url_secrets(endpoint)) if s)
         protect(*self._secrets)
         install_log_redaction()  # this process holds a key now: no log line of it may show one
-        ensure_bounded(session, endpoint, timeout)
+        ensure_bounded(session, endpoint, limits.timeout)
 
     def __repr__(self) -> str:  # no credentials in reprs either
         return f"{type(self).__name__}(endpoint={redact_url(self.endpoint)!r})"
@@ -128,13 +113,13 @@ class JsonApiProvider:
 
     def _get_json(self, params: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         where = redact_url(self.endpoint)
-        with CallDeadline(self.deadline_seconds) as deadline:
+        with CallDeadline(self.limits.deadline_seconds) as deadline:
             try:
                 response = self.session.get(
                     self.endpoint,
                     params=dict(params),
                     headers=dict(headers or {}),
-                    timeout=self.timeout,
+                    timeout=self.limits.timeout,
                     allow_redirects=False,
                     stream=True,
                 )
@@ -150,16 +135,17 @@ class JsonApiProvider:
                 log.debug("%s GET %s -> %s", self.name, where, status)
                 try:
                     if status == 200:
-                        raw = read_body(response, deadline, self.max_body_bytes)
+                        raw = read_body(response, deadline, self.limits.max_body_bytes)
                     else:
                         raw = read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
                 except DeadlineExceeded:
                     raise self._past_deadline(where) from None
                 except BodyTooLarge as exc:
+                    allowed = self.limits.max_body_bytes
                     raise RetryableSearchError(
-                        f"{self.name}: {where} answered more than the {self.max_body_bytes} bytes allowed ({exc})"
+                        f"{self.name}: {where} answered more than the {allowed} bytes allowed ({exc})"
                     ) from None
-                except READ_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     raise RetryableSearchError(
                         f"{self.name}: connection broken while reading the answer of {where} ({type(exc).__name__})"
                     ) from None
@@ -193,7 +179,7 @@ class JsonApiProvider:
 
     def _past_deadline(self, where: str) -> RetryableSearchError:
         return RetryableSearchError(
-            f"{self.name}: no complete answer from {where} within the {self.deadline_seconds:g} s deadline"
+            f"{self.name}: no complete answer from {where} within the {self.limits.deadline_seconds:g} s deadline"
         )
 
     def _error_detail(self, body: Mapping[str, Any]) -> str:

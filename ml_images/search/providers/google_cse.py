@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 from ml_images.outcomes import Refusal
-from ml_images.search.bounded_http import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT
+from ml_images.search.bounded_http import DEFAULT_LIMITS, HttpLimits
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.providers.base import JsonApiProvider, ProviderPage
 from ml_images.search.providers.fields import (
@@ -48,18 +48,9 @@ class GoogleCseImageSearch(JsonApiProvider):
         session: requests.Session,
         endpoint: str | None = None,
         *,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(
-            session,
-            endpoint or GOOGLE_CSE_ENDPOINT,
-            secrets=[api_key, cx],
-            timeout=timeout,
-            deadline_seconds=deadline_seconds,
-            max_body_bytes=max_body_bytes,
-        )
+        super().__init__(session, endpoint or GOOGLE_CSE_ENDPOINT, secrets=[api_key, cx], limits=limits)
         self._api_key = api_key
         self._cx = cx
         self._next_start: OrderedDict[tuple[str, int, int], int] = OrderedDict()

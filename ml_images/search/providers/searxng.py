@@ -9,7 +9,7 @@ import requests
 
 from ml_images.outcomes import Refusal
 from ml_images.redaction import url_secrets
-from ml_images.search.bounded_http import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT
+from ml_images.search.bounded_http import DEFAULT_LIMITS, HttpLimits
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.providers.base import JsonApiProvider, ProviderPage
 from ml_images.search.providers.fields import candidate, no_image_url, resolution, result_list, text, unsupported_format
@@ -29,18 +29,11 @@ class SearxngImageSearch(JsonApiProvider):
         *,
         language: str = "es-AR",
         safesearch: int = 1,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(
-            session,
-            endpoint or base_url.rstrip("/") + "/search",
-            secrets=url_secrets(base_url),  # an instance behind basic auth or a token parameter
-            timeout=timeout,
-            deadline_seconds=deadline_seconds,
-            max_body_bytes=max_body_bytes,
-        )
+        search_url = endpoint or base_url.rstrip("/") + "/search"
+        # An instance behind basic auth or a token parameter has secrets in its URL.
+        super().__init__(session, search_url, secrets=url_secrets(base_url), limits=limits)
         self.language = language
         self.safesearch = safesearch
 

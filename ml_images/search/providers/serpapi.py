@@ -9,7 +9,7 @@ import requests
 
 from ml_images.errors import SearchUnavailableError
 from ml_images.outcomes import Refusal
-from ml_images.search.bounded_http import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT
+from ml_images.search.bounded_http import DEFAULT_LIMITS, HttpLimits
 from ml_images.search.candidates import ImageCandidate
 from ml_images.search.providers.base import JsonApiProvider, ProviderPage
 from ml_images.search.providers.fields import candidate, mapping, no_image_url, result_list, text
@@ -32,18 +32,9 @@ class SerpApiImageSearch(JsonApiProvider):
         hl: str = "es",
         *,
         google_domain: str = "google.com.ar",
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(
-            session,
-            endpoint or SERPAPI_ENDPOINT,
-            secrets=[api_key],
-            timeout=timeout,
-            deadline_seconds=deadline_seconds,
-            max_body_bytes=max_body_bytes,
-        )
+        super().__init__(session, endpoint or SERPAPI_ENDPOINT, secrets=[api_key], limits=limits)
         self._api_key = api_key
         self.gl = gl
         self.hl = hl
