@@ -8,10 +8,12 @@ damaged cut-outs come from a remover that returns the true mask damaged the way 
 faint ghost, fragments, a hollow outline).
 
 1. **Cut-out quality**, today's path (u2netp's raw mask composited as is, the model on every picture) against
-   the new one (studio flood fill on white backdrops, mask clean-up): IoU of the final object mask (alpha >= 50 %
-   on the working copy) against the truth, mean and worst; and the share of covers with no non-white pixel
-   outside the true object (canvas pixels under 250 in some channel, farther than 1.5 % of the canvas side from
-   the true object, where JPEG ringing cannot reach). A cover without a cut-out counts as hazy.
+   the new one (studio flood fill on white backdrops, mask clean-up), without and with the colour refinement of
+   model cut-outs: IoU of the final object mask (alpha >= 50 % on the working copy) against the truth — what is
+   visible (``visible_truth``; the source's alpha as pasted is reported beside it) — mean and worst; and the
+   share of covers with no non-white pixel outside the true object (canvas pixels under 250 in some channel,
+   farther than 1.5 % of the canvas side from the true object, where JPEG ringing cannot reach). A cover without
+   a cut-out counts as hazy.
 2. **The gate**: precision and recall of its refusals. A cover is bad when its picture has a defect that is still
    visible on the cover (an overlay the cut-out removed entirely leaves a clean cover), when the remover damaged
    it, or when its cut-out is poor (IoU < 0.9 against the truth: what a seller would see as a broken cover).
@@ -31,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -40,9 +43,10 @@ from benchmarks.processing_costs import Samples, _sample
 from demo import labelled_pictures as lp
 from ml_images.download.results import DownloadedImage
 from ml_images.processing.background import BackgroundRemover, get_shared_remover
+from ml_images.processing.colour_refine import DEFAULT_COLOUR_REFINE, ColourRefine, refine_mask
 from ml_images.processing.cover_gate import CoverGate, CutoutView
 from ml_images.processing.cutout import bool_image, place_mask
-from ml_images.processing.mask_cleanup import clean_mask
+from ml_images.processing.mask_cleanup import HARD, clean_mask
 from ml_images.processing.processor import JUDGE_SIDE, CoverTrial, ImageProcessorService
 from ml_images.processing.studio_cutout import detect_backdrop, studio_alpha
 from ml_images.processing.text_detection import get_shared_text_detector
@@ -163,8 +167,11 @@ class Judged:
 class Figures:
     iou_today: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     iou_new: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    iou_new_pasted: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # against the old label
     hazy_today: dict[str, list[bool]] = field(default_factory=dict)
     hazy_new: dict[str, list[bool]] = field(default_factory=dict)
+    hazy_new_pasted: dict[str, list[bool]] = field(default_factory=dict)
+    relabelled: list[str] = field(default_factory=list)  # pictures whose visible truth differs from the pasted alpha
     methods: dict[str, int] = field(default_factory=dict)
     hazy_names: list[str] = field(default_factory=list)  # new covers with non-white pixels away from the object
     judged: list[Judged] = field(default_factory=list)
@@ -181,13 +188,14 @@ GROUPS = {
 }
 
 
-def measure(progress: Callable[[str], None], *, quick: bool) -> Figures:
+def measure(progress: Callable[[str], None], *, quick: bool, refine: ColourRefine | None) -> Figures:
+    """The set through today's path and the new one (``refine``: the colour refinement of model cut-outs)."""
     remover = get_shared_remover("u2netp")
     detector = get_shared_text_detector()
     remover.load()
     detector.load()
     today = ImageProcessorService(remover, clean_masks=False, studio_cutouts=False, detect_text=False)
-    new = ImageProcessorService(remover, text_detector=detector)
+    new = ImageProcessorService(remover, text_detector=detector, colour_refine=refine)
     canvas, fill = new.canvas_size, new.fill_ratio
     figures = Figures()
     good = list(lp.good_pictures())
@@ -210,6 +218,17 @@ def measure(progress: Callable[[str], None], *, quick: bool) -> Figures:
         haze_new = hazy(new_trial, picture.truth, canvas, fill)
         figures.hazy_today.setdefault(picture.kind, []).append(haze_old != 0)
         figures.hazy_new.setdefault(picture.kind, []).append(haze_new != 0)
+        pasted = picture.pasted if picture.pasted is not None else picture.truth
+        iou_pasted = cut_iou(new_trial, pasted)
+        figures.iou_new_pasted.setdefault(picture.kind, []).append((iou_pasted, picture.name))
+        figures.hazy_new_pasted.setdefault(picture.kind, []).append(hazy(new_trial, pasted, canvas, fill) != 0)
+        if picture.pasted is not None:
+            truth_area = int((np.asarray(picture.truth) >= 128).sum())
+            pasted_area = int((np.asarray(picture.pasted) >= 128).sum())
+            figures.relabelled.append(
+                f"{picture.name} (visible {100 * truth_area / max(1, pasted_area):.0f} % of the pasted alpha; "
+                f"IoU {iou_pasted:.3f} → {iou_new:.3f})"
+            )
         if haze_new:
             figures.hazy_names.append(f"{picture.name} ({haze_new} px)" if haze_new > 0 else f"{picture.name} (no cut)")
         method = new_trial.image.background_method or "none"
@@ -234,7 +253,7 @@ def measure(progress: Callable[[str], None], *, quick: bool) -> Figures:
     for index, picture in enumerate(damaged_sources):
         damage = ("ghost", "fragments", "hollow")[index % 3]
         service = ImageProcessorService(
-            DamagedRemover(picture.truth, damage), text_detector=detector, studio_cutouts=False
+            DamagedRemover(picture.truth, damage), text_detector=detector, studio_cutouts=False, colour_refine=refine
         )
         trial = service.trial_cover(download(picture.image, 1000 + index))
         renamed = lp.LabelledPicture(
@@ -247,28 +266,38 @@ def measure(progress: Callable[[str], None], *, quick: bool) -> Figures:
     return figures
 
 
-def cutout_rows(f: Figures) -> list[dict[str, str]]:
+def cutout_rows(before: Figures, after: Figures) -> list[dict[str, str]]:
+    """Per group: today's path, the new path without the colour refinement (against the old label and the visible
+    truth), and with it."""
     rows = []
+
+    def pick(source: dict[str, list[Any]], kinds: tuple[str, ...]) -> list[Any]:
+        return [v for k in kinds for v in source.get(k, [])]
+
+    def free(flags: list[bool]) -> float:
+        return 1 - sum(flags) / len(flags)
+
     for label, kinds in GROUPS.items():
-        old = [v for k in kinds for v in f.iou_today.get(k, [])]
-        new = [v for k in kinds for v in f.iou_new.get(k, [])]
+        old, base, new = pick(before.iou_today, kinds), pick(before.iou_new, kinds), pick(after.iou_new, kinds)
         if not new:
             continue
-        haze_old = [h for k in kinds for h in f.hazy_today.get(k, [])]
-        haze_new = [h for k in kinds for h in f.hazy_new.get(k, [])]
-        worst_old, worst_new = min(old), min(new)
-        mean_new = statistics.mean(v for v, _ in new)
-        free_new = 1 - sum(haze_new) / len(haze_new)
+        pasted, haze_pasted = pick(before.iou_new_pasted, kinds), pick(before.hazy_new_pasted, kinds)
+        haze_base, haze_new = pick(before.hazy_new, kinds), pick(after.hazy_new, kinds)
+        worst_base, worst_new = min(base), min(new)
+        mean_new, free_new = statistics.mean(v for v, _ in new), free(haze_new)
         goal = mean_new >= IOU_GOAL and free_new >= HAZE_FREE_GOAL
         rows.append(
             {
                 "pictures": f"{label}, n={len(new)}",
-                "today mean IoU": f"{statistics.mean(v for v, _ in old):.3f}",
-                "today worst IoU": f"{worst_old[0]:.3f} ({worst_old[1]})",
-                "today haze-free": f"{100 * (1 - sum(haze_old) / len(haze_old)):.0f} %",
-                "new mean IoU": f"{mean_new:.3f}",
-                "new worst IoU": f"{worst_new[0]:.3f} ({worst_new[1]})",
-                "new haze-free": f"{100 * free_new:.0f} %",
+                "raw u2netp mean IoU": f"{statistics.mean(v for v, _ in old):.3f}",
+                "no refinement, old label (pasted alpha): mean IoU": f"{statistics.mean(v for v, _ in pasted):.3f}",
+                "haze-free (old label)": f"{100 * free(haze_pasted):.0f} %",
+                "no refinement, visible truth: mean IoU": f"{statistics.mean(v for v, _ in base):.3f}",
+                "worst IoU (no refinement)": f"{worst_base[0]:.3f} ({worst_base[1]})",
+                "haze-free (no refinement)": f"{100 * free(haze_base):.0f} %",
+                "colour refinement, visible truth: mean IoU": f"{mean_new:.3f}",
+                "worst IoU (refined)": f"{worst_new[0]:.3f} ({worst_new[1]})",
+                "haze-free (refined)": f"{100 * free_new:.0f} %",
                 "goal (IoU ≥ 0.95, ≥ 95 % haze-free)": "met" if goal else "MISSED",
             }
         )
@@ -344,6 +373,7 @@ def cost_rows(samples: int) -> list[dict[str, str]]:
             )
         else:
             views.append(CutoutView(None, None, None, None))
+    objects = [clean_mask(a).alpha >= HARD for a in alphas]
     white = [p.image.copy() for p in lp.good_pictures() if p.kind == lp.STUDIO][:4]
     for w in white:
         w.thumbnail((512, 512), Image.Resampling.BILINEAR)
@@ -353,6 +383,11 @@ def cost_rows(samples: int) -> list[dict[str, str]]:
         (
             "mask clean-up (threshold, islands, holes, soft edge, figures)",
             lambda i: clean_mask(alphas[i % len(alphas)]),
+            None,
+        ),
+        (
+            "colour refinement of the model's cut-out (histograms, flood from the outline)",
+            lambda i: refine_mask(works[i % len(works)], objects[i % len(objects)]),
             None,
         ),
         (
@@ -414,8 +449,9 @@ def run(*, append: bool, quick: bool = False) -> dict[str, float]:
     def progress(message: str) -> None:
         print(f"  [{time.perf_counter() - started:5.0f} s] {message}", flush=True)
 
-    figures = measure(progress, quick=quick)
-    cut_rows = cutout_rows(figures)
+    before = measure(progress, quick=quick, refine=None)
+    figures = measure(progress, quick=quick, refine=DEFAULT_COLOUR_REFINE)
+    cut_rows = cutout_rows(before, figures)
     methods = ", ".join(f"{m} {n}" for m, n in sorted(figures.methods.items()))
     emit(
         "Picture quality — cut-outs against the true object mask, today's path vs the new one",
@@ -425,12 +461,19 @@ def run(*, append: bool, quick: bool = False) -> dict[str, float]:
             "IoU: the composited object (alpha ≥ 50 % on the 512 px working copy) against the renderer's or the "
             "compositor's true mask. Haze-free: no pixel under 250 in any channel on the stored 1200² JPEG farther "
             "than 1.5 % of the side from the true object (JPEG ringing stays closer); a cover without a cut-out "
-            "counts as hazy. Today = u2netp's raw mask composited as is, the model on every picture; new = studio "
+            "counts as hazy. Raw u2netp = the model's mask composited as is, the model on every picture; new = studio "
             f"flood fill on white backdrops, u2netp elsewhere, mask clean-up. Methods used by the new path: {methods}. "
-            f"New covers with non-white pixels away from the object: {', '.join(figures.hazy_names) or 'none'}."
+            "Truth = what is visible (`demo.labelled_pictures.visible_truth`: pixels of the backdrop's colour under "
+            "the source's alpha and reaching its outline are not the object); old label = the source's alpha as "
+            f"pasted. Relabelled by that rule: {', '.join(before.relabelled) or 'none'}. Colour refinement = "
+            "`ml_images.processing.colour_refine` on model cut-outs. Covers with non-white pixels away from the "
+            f"object, no refinement: {', '.join(before.hazy_names) or 'none'}; refined: "
+            f"{', '.join(figures.hazy_names) or 'none'}."
         ),
     )
     rows, gate = gate_rows(figures)
+    unrefined_rows, _ = gate_rows(before)
+    rows.append({**unrefined_rows[-1], "covers": "all, without the colour refinement"})
     emit(
         "Picture quality — the cover gate on labelled covers",
         rows,
@@ -440,7 +483,9 @@ def run(*, append: bool, quick: bool = False) -> dict[str, float]:
             "entirely leaves a clean cover, labelled good), when the remover damaged it, or when its cut-out is poor "
             f"(IoU < {GOOD_IOU} against the truth). Refused = any failed rule. Good covers refused: "
             f"{_worst_list(figures.judged, bad=False, refused=True)}. Bad covers accepted: "
-            f"{_worst_list(figures.judged, bad=True, refused=False)}."
+            f"{_worst_list(figures.judged, bad=True, refused=False)}. Without the colour refinement: good covers "
+            f"refused: {_worst_list(before.judged, bad=False, refused=True)}; bad covers accepted: "
+            f"{_worst_list(before.judged, bad=True, refused=False)}."
         ),
     )
     trial_ms = 1000 * statistics.median(figures.trial_seconds) if figures.trial_seconds else 0.0

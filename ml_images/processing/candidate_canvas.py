@@ -20,6 +20,7 @@ from ml_images.errors import MlImagesError
 from ml_images.outcomes import ReasonCode, Refused
 from ml_images.processing import canvas as cv
 from ml_images.processing.background import BackgroundRemover
+from ml_images.processing.colour_refine import ColourRefine, refine_mask
 from ml_images.processing.cover_gate import CoverGate, CutoutView, photo_border_share
 from ml_images.processing.cutout import CANVAS_ALPHA_CUTOFF, Cutout, bool_image, from_mask, place_mask, studio_cutout
 from ml_images.processing.decode import WHITE, DecodedImage
@@ -81,6 +82,7 @@ class CanvasMaker:
     clean_masks: bool
     mask_cleanup: MaskCleanup
     studio_settings: StudioSettings
+    colour_refine: ColourRefine | None = None
 
     def gallery(
         self, decoded: DecodedImage, url: str, source_hash: str, *, checks: CoverChecks | None = None
@@ -210,9 +212,18 @@ class CanvasMaker:
             log.warning("background removal failed for %s (%s); keeping the original", url, exc)
             return None
         raw = np.asarray(cut.getchannel("A"))
-        cutout = from_mask(remover.model_name, raw, self.mask_cleanup if self.clean_masks else None)
-        # A part the model dropped with full confidence leaves no faint alpha to measure: look at the photo.
+        cleanup = self.mask_cleanup if self.clean_masks else None
+        cutout = from_mask(remover.model_name, raw, cleanup)
+        # A part the model dropped with full confidence leaves no faint alpha to measure: look at the photo. Measured
+        # on the model's own cut-out, before the colour refinement: like doubt, it judges what the model did (and
+        # the refinement nibbling at the edge where a part was dropped must not hide the drop).
         share = left_out_share(work, cutout.object_mask)
+        if self.colour_refine is not None and cleanup is not None:
+            # Backdrop the model kept with confidence beside the outline: the photo's colours take it back.
+            removed = refine_mask(work, cutout.object_mask, self.colour_refine)
+            if removed is not None:
+                refined = np.where(removed, np.uint8(0), raw)
+                cutout = replace(from_mask(remover.model_name, refined, cleanup), raw=raw)
         return replace(cutout, figures=replace(cutout.figures, left_out_share=share))
 
     def _result(

@@ -35,6 +35,7 @@ from ml_images.outcomes import ReasonCode, Refusal, Refused
 from ml_images.processing import canvas as cv
 from ml_images.processing.background import BackgroundRemover
 from ml_images.processing.candidate_canvas import JUDGE_SIDE, CanvasMaker, CoverTrial
+from ml_images.processing.colour_refine import DEFAULT_COLOUR_REFINE, ColourRefine
 from ml_images.processing.cover_gate import CoverGate, CoverRules
 from ml_images.processing.decode import DecodedImage, decode_image
 from ml_images.processing.dedupe import DuplicateIndex, sha256_hex
@@ -72,6 +73,7 @@ class ImageProcessorService:
     ``cover_attempts``: model runs per product while looking for a compliant cover (also the number of studio
     flood fills). ``text_detector``: None uses the process's shared one; ``detect_text=False`` skips the text rule.
     ``clean_masks=False`` and ``studio_cutouts=False`` give the cut-outs of the original path (for comparison).
+    ``colour_refine``: the colour refinement of model cut-outs (``colour_refine.py``); None skips it.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class ImageProcessorService:
         studio_cutouts: bool = True,
         mask_cleanup: MaskCleanup | None = None,
         studio_settings: StudioSettings | None = None,
+        colour_refine: ColourRefine | None = DEFAULT_COLOUR_REFINE,
     ) -> None:
         if canvas_size < 16:
             raise ValueError(f"canvas_size must be >= 16, got {canvas_size}")
@@ -142,6 +145,7 @@ class ImageProcessorService:
             clean_masks=clean_masks,
             mask_cleanup=self.mask_cleanup,
             studio_settings=self.studio_settings,
+            colour_refine=colour_refine,
         )
 
     # -- one product -------------------------------------------------------------------------------------------

@@ -53,3 +53,29 @@ def test_defects_are_labelled_and_their_graphics_located() -> None:
     assert two.defect == lp.TWO_PRODUCTS
     assert two.image.size == lp.SIZE
     assert isinstance(lp.with_watermark(base).image, Image.Image)
+
+
+def test_the_truth_is_what_is_visible_the_logos_white_corners_only_on_white() -> None:
+    """The skimage logo's alpha is opaque over its whole square: on white its white corners are invisible and not
+    the object (the label before the rule is kept as ``pasted``); on brick they are a visible white card."""
+    on_white = lp.photo_on("logo", "white", seed=5)
+    on_brick = lp.photo_on("logo", "brick", seed=5)
+    assert on_white.pasted is not None
+    truth, pasted = np.asarray(on_white.truth) >= 128, np.asarray(on_white.pasted) >= 128
+    assert not (truth & ~pasted).any()  # the rule only ever removes
+    assert 0.6 < truth.sum() / pasted.sum() < 0.8  # the disc inside the square (π/4 of it), less the white stroke
+    ys, xs = np.nonzero(pasted)
+    assert not truth[ys.min() + 2, xs.min() + 2]  # a white corner
+    assert truth[(ys.min() + ys.max()) // 2, xs.min() + (xs.max() - xs.min()) // 4]  # the green half
+    assert on_brick.pasted is None  # on brick nothing of the square is the backdrop's colour
+
+
+def test_a_backdrop_coloured_region_enclosed_by_the_object_stays_the_object() -> None:
+    source = Image.new("RGB", (60, 60), (255, 255, 255))
+    source.paste((30, 60, 200), (10, 10, 50, 50))
+    source.paste((255, 255, 255), (25, 25, 35, 35))  # a white label on the product
+    alpha = Image.new("L", (60, 60), 255)  # opaque over the whole square, white margin included
+    truth = np.asarray(lp.visible_truth(source, alpha, Image.new("RGB", (60, 60), (255, 255, 255)))) >= 128
+    assert truth[10:50, 10:50].all()  # the product with its label
+    assert not truth[:10].any()
+    assert not truth[:, 50:].any()
