@@ -1,5 +1,6 @@
 """The runs of ``ml-images fetch``: the selection job, batches of ``product_images_job`` (``--parallel`` at once),
-and the coverage report, executed in this process against the Dagster instance at ``DAGSTER_HOME``.
+and the coverage report, executed in this process against the Dagster instance at ``DAGSTER_HOME`` (with
+``ML_IMAGES_EXECUTOR=celery`` the image steps run on the Celery workers, ``batch_launch``).
 
 The clients (catalog, search, model) are the code location's own resources, initialised through Dagster's
 ``build_resources`` exactly as a run initialises them. Each batch's outcome is read from the catalog's
@@ -28,9 +29,11 @@ from dagster import (
 )
 
 from ml_images.catalog.product_reader import CatalogProducts
+from ml_images.cli.batch_launch import BatchResult, executed_batch
 from ml_images.cli.fetch_outcomes import BatchOutcome, FetchSummary
 from ml_images.cli.progress import ProductProgress
 from ml_images.definitions import defs as code_location
+from ml_images.defs.executor import ExecutionSettings
 from ml_images.defs.jobs import FETCH_ML_IMAGES_JOB, PRODUCT_IMAGES_JOB
 from ml_images.defs.resources import CatalogDatabaseResource, default_resources
 from ml_images.defs.sensors.coverage import IMAGE_COVERAGE_JOB
@@ -73,6 +76,9 @@ class FetchCommand:
         self.log_level = "DEBUG" if verbose else "CRITICAL"
         self.selection_job = defs.resolve_job_def(FETCH_ML_IMAGES_JOB)
         self.images_job = defs.resolve_job_def(PRODUCT_IMAGES_JOB)
+        # With the Celery executor the image steps go to the workers (the selection and coverage steps are a few
+        # queries each and stay in this process); `batch_launch` explains why execute_in_process cannot do that.
+        self.distributed = ExecutionSettings.from_settings(settings).distributed
         self.coverage_job = defs.resolve_job_def(IMAGE_COVERAGE_JOB)
         self.resources = default_resources(settings)
         self.catalog = catalog  # initialised (its EnvVar fields resolved, its schema checked)
@@ -111,22 +117,23 @@ class FetchCommand:
             raise KeyboardInterrupt
 
     def _run_batch(self, batch: PartitionBatch, *, force: bool) -> BatchOutcome:
-        result = self.images_job.execute_in_process(
+        with executed_batch(
+            self.images_job,
+            self.instance,
             run_config=self._run_config({"product_images": {"config": {"force": force}}}),
-            instance=self.instance,
             tags={**batch.run_tags(), **self.process_tags},
-            raise_on_error=False,
-        )
-        run = self.instance.get_run_by_id(result.run_id)
-        outcome = BatchOutcome.read(
-            result.run_id,
-            batch.keys,
-            succeeded=result.success,
-            attempts=self.catalog.recorder().last_attempts(int(k) for k in batch.keys),
-            run_tags=run.tags if run is not None else {},
-        )
-        if not outcome.did_its_work:
-            self._failures[result.run_id] = failure_text(result)
+            distributed=self.distributed,
+        ) as result:
+            run = self.instance.get_run_by_id(result.run_id)
+            outcome = BatchOutcome.read(
+                result.run_id,
+                batch.keys,
+                succeeded=result.success,
+                attempts=self.catalog.recorder().last_attempts(int(k) for k in batch.keys),
+                run_tags=run.tags if run is not None else {},
+            )
+            if not outcome.did_its_work:
+                self._failures[result.run_id] = failure_text(result)
         return outcome
 
     def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
@@ -240,6 +247,7 @@ class FetchCommand:
         self.preflight(dry_run=dry_run)
         if not self.run_selection(dry_run=dry_run, limit=limit):
             return 1
+        # The selection's ids from the service the asset used (docs/decisions.md §9 says why not through Dagster).
         services = self.catalog.selection()
         selected = services.select_ids(limit=limit)
         if dry_run:
@@ -253,7 +261,9 @@ class FetchCommand:
             f"processing {len(selected)} products in runs of at most {self.batch_size}"
             + (f", {self.parallel} runs at once" if self.parallel > 1 else "")
         )
-        return self._finish(self.run_batches([str(pid) for pid in selected], force=False))
+        keys = [str(pid) for pid in selected]
+        register_products(self.instance, keys)  # a product that became pending since the selection run: its key
+        return self._finish(self.run_batches(keys, force=False))
 
     def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
         self.preflight(dry_run=dry_run)
@@ -343,7 +353,7 @@ def initialised(resources: Mapping[str, Any]) -> Iterator[Any]:
         raise
 
 
-def failure_text(result: ExecuteInProcessResult) -> str:
+def failure_text(result: BatchResult) -> str:
     """The first thing that went wrong in the run, in one line: the step's ``Failure`` description when there is
     one, else the innermost cause of the first error (a resource that did not start, a crash)."""
     for event in result.all_events:
