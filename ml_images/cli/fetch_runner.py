@@ -1,5 +1,7 @@
-"""The runs of ``ml-images fetch``: the selection job, batches of ``product_images_job`` (``--parallel`` at once),
-and the coverage report, executed in this process against the Dagster instance at ``DAGSTER_HOME``.
+"""The runs of ``ml-images fetch``: the selection job, batches of ``product_images_job`` and the coverage report,
+against the Dagster instance at ``DAGSTER_HOME``. One batch at a time runs in this process; ``--parallel N`` runs
+N at once in child processes; with ``ML_IMAGES_EXECUTOR=celery`` the image steps run on the Celery workers
+(``batch_launch``).
 
 The clients (catalog, search, model) are the code location's own resources, initialised through Dagster's
 ``build_resources`` exactly as a run initialises them. Each batch's outcome is read from the catalog's
@@ -11,11 +13,8 @@ stop rules, the coverage report); its outcome reading and its command line alrea
 
 from __future__ import annotations
 
-import io
-import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -28,9 +27,11 @@ from dagster import (
 )
 
 from ml_images.catalog.product_reader import CatalogProducts
+from ml_images.cli.batch_launch import ChildBatches, ChildRun, executed_batch, failure_text
 from ml_images.cli.fetch_outcomes import BatchOutcome, FetchSummary
 from ml_images.cli.progress import ProductProgress
 from ml_images.definitions import defs as code_location
+from ml_images.defs.executor import ExecutionSettings
 from ml_images.defs.jobs import FETCH_ML_IMAGES_JOB, PRODUCT_IMAGES_JOB
 from ml_images.defs.resources import CatalogDatabaseResource, default_resources
 from ml_images.defs.sensors.coverage import IMAGE_COVERAGE_JOB
@@ -73,6 +74,9 @@ class FetchCommand:
         self.log_level = "DEBUG" if verbose else "CRITICAL"
         self.selection_job = defs.resolve_job_def(FETCH_ML_IMAGES_JOB)
         self.images_job = defs.resolve_job_def(PRODUCT_IMAGES_JOB)
+        # With the Celery executor the image steps go to the workers (the selection and coverage steps are a few
+        # queries each and stay in this process); `batch_launch` explains why execute_in_process cannot do that.
+        self.distributed = ExecutionSettings.from_settings(settings).distributed
         self.coverage_job = defs.resolve_job_def(IMAGE_COVERAGE_JOB)
         self.resources = default_resources(settings)
         self.catalog = catalog  # initialised (its EnvVar fields resolved, its schema checked)
@@ -110,23 +114,33 @@ class FetchCommand:
             self.out(f"run {result.run_id} interrupted")
             raise KeyboardInterrupt
 
+    def _batch_config(self, force: bool) -> dict[str, Any]:
+        return self._run_config({"product_images": {"config": {"force": force}}})
+
     def _run_batch(self, batch: PartitionBatch, *, force: bool) -> BatchOutcome:
-        result = self.images_job.execute_in_process(
-            run_config=self._run_config({"product_images": {"config": {"force": force}}}),
-            instance=self.instance,
+        """One batch run, from this (the main) thread."""
+        with executed_batch(
+            self.images_job,
+            self.instance,
+            run_config=self._batch_config(force),
             tags={**batch.run_tags(), **self.process_tags},
-            raise_on_error=False,
-        )
-        run = self.instance.get_run_by_id(result.run_id)
+            distributed=self.distributed,
+        ) as result:
+            run = ChildRun(result.run_id, result.success, "" if result.success else failure_text(result))
+        return self._outcome(batch, run)
+
+    def _outcome(self, batch: PartitionBatch, child: ChildRun) -> BatchOutcome:
+        """The batch's outcome from the products' attempt rows and the run's tags."""
+        run = self.instance.get_run_by_id(child.run_id)
         outcome = BatchOutcome.read(
-            result.run_id,
+            child.run_id,
             batch.keys,
-            succeeded=result.success,
+            succeeded=child.success,
             attempts=self.catalog.recorder().last_attempts(int(k) for k in batch.keys),
             run_tags=run.tags if run is not None else {},
         )
         if not outcome.did_its_work:
-            self._failures[result.run_id] = failure_text(result)
+            self._failures[child.run_id] = child.failure or "the run failed (see the Dagster UI for its logs)"
         return outcome
 
     def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
@@ -136,33 +150,36 @@ class FetchCommand:
         batches = plan_batches(keys, self.instance.get_dynamic_partitions(PRODUCTS_PARTITIONS_NAME), self.batch_size)
         progress = ProductProgress(len(keys), enabled=self.progress_bar, out=self.out)
         self._failures: dict[str, str] = {}
-        with progress, listening(progress):
+        with progress:
             if self.parallel == 1:
                 # In this (the main) thread: Dagster turns SIGINT/SIGTERM into an interruption of the step.
-                for number, batch in enumerate(batches, start=1):
-                    outcome = self._run_batch(batch, force=force)
-                    summary.add(outcome)
-                    if self._report(outcome, number, len(batches), summary, progress.say):
-                        break
+                with listening(progress):
+                    for number, batch in enumerate(batches, start=1):
+                        outcome = self._run_batch(batch, force=force)
+                        summary.add(outcome)
+                        if self._report(outcome, number, len(batches), summary, progress.say):
+                            break
             else:
-                self._run_concurrently(batches, force=force, summary=summary, say=progress.say)
+                self._run_concurrently(batches, force=force, summary=summary, progress=progress)
         return summary
 
     def _run_concurrently(
-        self, batches: Sequence[PartitionBatch], *, force: bool, summary: FetchSummary, say: Callable[[str], None]
+        self, batches: Sequence[PartitionBatch], *, force: bool, summary: FetchSummary, progress: ProductProgress
     ) -> None:
-        """``self.parallel`` runs at a time, each in a thread. Signals reach the main thread only, so a stop
-        request stops new batches from starting and lets the runs in flight finish theirs (their products end
-        with their own outcomes; none is left claimed)."""
+        """``self.parallel`` runs at a time, each in a child process (``batch_launch`` says why not threads). A
+        stop request stops new batches from starting and lets the runs in flight finish theirs (their products end
+        with their own outcomes; none is left claimed): the children ignore SIGINT, this process decides."""
+        say = progress.say
         pending = list(enumerate(batches, start=1))
-        running: dict[Future[BatchOutcome], int] = {}
+        running: dict[Future[ChildRun], tuple[int, PartitionBatch]] = {}
         stopping = False
         interrupted = False
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="ml-images-run") as pool:
+        children = ChildBatches(min(self.parallel, len(batches)), distributed=self.distributed, on_product=progress)
+        try:
             while pending or running:
                 while pending and len(running) < self.parallel and not stopping:
                     number, batch = pending.pop(0)
-                    running[pool.submit(self._run_batch, batch, force=force)] = number
+                    running[children.submit(self._batch_config(force), batch.run_tags())] = (number, batch)
                 if not running:
                     break
                 try:
@@ -173,13 +190,15 @@ class FetchCommand:
                     stopping = interrupted = True
                     continue
                 for future in done:
-                    number = running.pop(future)
-                    outcome = future.result()
+                    number, batch = running.pop(future)
+                    outcome = self._outcome(batch, future.result())
                     summary.add(outcome)
                     try:
                         stopping = self._report(outcome, number, len(batches), summary, say) or stopping
                     except KeyboardInterrupt:
                         stopping = interrupted = True
+        finally:
+            children.close()
         if interrupted:
             raise KeyboardInterrupt
 
@@ -240,6 +259,7 @@ class FetchCommand:
         self.preflight(dry_run=dry_run)
         if not self.run_selection(dry_run=dry_run, limit=limit):
             return 1
+        # The selection's ids from the service the asset used (docs/decisions.md §9 says why not through Dagster).
         services = self.catalog.selection()
         selected = services.select_ids(limit=limit)
         if dry_run:
@@ -253,7 +273,9 @@ class FetchCommand:
             f"processing {len(selected)} products in runs of at most {self.batch_size}"
             + (f", {self.parallel} runs at once" if self.parallel > 1 else "")
         )
-        return self._finish(self.run_batches([str(pid) for pid in selected], force=False))
+        keys = [str(pid) for pid in selected]
+        register_products(self.instance, keys)  # a product that became pending since the selection run: its key
+        return self._finish(self.run_batches(keys, force=False))
 
     def fetch_ids(self, ids: Sequence[int], *, dry_run: bool) -> int:
         self.preflight(dry_run=dry_run)
@@ -318,17 +340,6 @@ class FetchCommand:
             self.out(f"  … and {total - len(products[:PREVIEW_LINES])} more")
 
 
-def _own_stdout() -> Callable[[str], None]:
-    """Prints to a duplicate of this process's standard output. While a step runs, Dagster captures the process's
-    output into the run's compute log; with ``--parallel`` the lines about one run are printed while another run's
-    step is executing, and would end up in that run's log instead of on the terminal or pipe."""
-    try:
-        stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8", closefd=True)
-    except (OSError, ValueError, io.UnsupportedOperation):  # an in-memory stdout (a test, the demo): no descriptor
-        return print
-    return lambda text: print(text, file=stream, flush=True)
-
-
 @contextmanager
 def initialised(resources: Mapping[str, Any]) -> Iterator[Any]:
     """``resources`` initialised through Dagster's ``build_resources`` (``EnvVar`` fields resolved, start-up checks
@@ -343,30 +354,10 @@ def initialised(resources: Mapping[str, Any]) -> Iterator[Any]:
         raise
 
 
-def failure_text(result: ExecuteInProcessResult) -> str:
-    """The first thing that went wrong in the run, in one line: the step's ``Failure`` description when there is
-    one, else the innermost cause of the first error (a resource that did not start, a crash)."""
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.user_failure_data is not None:
-            description = event.step_failure_data.user_failure_data.description
-            if description:
-                return str(description)
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        if error is not None:
-            while error.cause is not None:
-                error = error.cause
-            first = error.message.strip().splitlines()[0] if error.message.strip() else ""
-            return f"{error.cls_name}: {first}" if first else str(error.cls_name)
-    return "the run failed (see the Dagster UI for its logs)"
-
-
 def run_fetch(args: Any, *, verbose: bool, progress_bar: bool) -> int:
     """``ml-images fetch`` once ``DAGSTER_HOME`` is ready: the code location's jobs against its instance."""
     settings = current_settings()
     catalog_resource = default_resources(settings)["catalog"]
-    # One run at a time prints between runs; runs at once print while another run's step captures the output.
-    out = _own_stdout() if args.parallel > 1 else print
     with DagsterInstance.get() as instance, initialised({"catalog": catalog_resource}) as resources:
         command = FetchCommand(
             code_location,
@@ -376,7 +367,6 @@ def run_fetch(args: Any, *, verbose: bool, progress_bar: bool) -> int:
             batch_size=args.batch_size,
             parallel=args.parallel,
             verbose=verbose,
-            out=out,
             progress_bar=progress_bar,
         )
         if args.ids:

@@ -319,6 +319,51 @@ def test_two_workers_share_the_batches_and_each_product_is_stored_once(
         catalog.close()
 
 
+def test_fetch_parallel_sends_its_batches_to_the_workers(
+    deployment: dict[str, str], workers: Workers, web: ImageWeb
+) -> None:
+    """``ml-images fetch --parallel 2`` with ML_IMAGES_EXECUTOR=celery: the command orchestrates, the workers run
+    the image steps (none runs in the command's own process), every product is stored once."""
+    catalog = Catalog(deployment["ML_IMAGES_DATABASE_URL"])
+    try:
+        # The first test's products: their fixture pictures are known to pass the cover gate two by two.
+        ids = [catalog.add_product(f"CW{i:03d}") for i in range(8)]
+        for i in range(8):
+            web.add(f"CW{i:03d}", 2)
+        web.image_latency = 0.5  # each step lasts a few seconds: two batches in flight keep both workers busy
+        workers.start("w1")
+        workers.start("w2")
+        workers.wait_ready(["w1", "w2"])
+
+        proc = subprocess.run(
+            [str(BIN / "ml-images"), "fetch", "--batch-size", "2", "--parallel", "2"],
+            cwd=REPO,
+            env=deployment,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-4000:]
+        assert "products done 8/8" in proc.stdout, output[-4000:]
+        assert "guest:guest" not in output  # the broker's password is never printed
+
+        for pid in ids:
+            assert len(catalog.images(pid)) == 2, pid
+            assert [a.outcome for a in _attempts(catalog, pid)] == [ProductStatus.STORED.value]
+        assert _errors(catalog) == 0
+        with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
+            image_runs = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
+            assert len(image_runs) == 4
+            assert all(r.status == DagsterRunStatus.SUCCESS for r in image_runs)
+            node_of = {r.run_id: _step_workers(instance, r.run_id) for r in image_runs}
+        # Every image step ran on a worker (dagster-celery names the worker in the step's engine event).
+        assert all(len(nodes) == 1 for nodes in node_of.values()), node_of
+        assert {nodes[0].split("@")[0] for nodes in node_of.values()} == {"w1", "w2"}, node_of
+    finally:
+        catalog.close()
+
+
 def _wait_for_step_on_a_worker(env: dict[str, str], timeout: float = 120.0) -> tuple[str, str]:
     """(run id, worker name) of the first image step a worker has started."""
     deadline = time.monotonic() + timeout
