@@ -19,7 +19,11 @@ from ml_images.defs.jobs import fetch_ml_images, product_images_job
 from ml_images.defs.resources import default_resources
 from ml_images.defs.sensors.coverage import image_coverage_job, image_coverage_sensor
 from ml_images.defs.sensors.new_products import build_new_eligible_products_sensor
+from ml_images.malloc_tuning import limit_heap_fragmentation
 from ml_images.settings import current_settings
+
+# Every process that loads the code location (a run, the daemon, a Celery worker's task) keeps its heap compact.
+limit_heap_fragmentation()
 
 # Every variable is read and validated here, once, when the code location loads: a bad value stops the load with
 # one line naming it, instead of failing later inside a step.

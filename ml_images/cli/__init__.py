@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ml_images.errors import ConfigurationError, MlImagesError
+from ml_images.malloc_tuning import limit_heap_fragmentation
 from ml_images.redaction import configure_logging
 from ml_images.settings import current_settings
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_heap_fragmentation()  # before any thread starts (ml_images.malloc_tuning says why)
     parser = build_parser()
     args = parser.parse_args(argv)
     # Credentials are redacted from every log record, with -v or without.
