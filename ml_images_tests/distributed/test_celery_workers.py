@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 
 from ml_images.catalog.models import ImageFetchAttempt, ListingStatus, MercadoLibreListing
 from ml_images.orchestration.partitions import PRODUCTS_PARTITIONS_NAME, plan_batches
@@ -267,6 +267,22 @@ def _errors(catalog: Catalog) -> int:
         return int(session.scalar(query) or 0)
 
 
+def _assert_each_stored_once(catalog: Catalog, ids: list[int], images: int = 2) -> None:
+    for pid in ids:
+        assert len(catalog.images(pid)) == images, pid
+        assert [a.outcome for a in _attempts(catalog, pid)] == [ProductStatus.STORED.value]
+    assert _errors(catalog) == 0
+
+
+def _image_runs_on_workers(env: dict[str, str], runs: int) -> tuple[list[DagsterRun], dict[str, list[str]]]:
+    """The image runs (all succeeded, ``runs`` of them) and the worker node of each one's step."""
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        image_runs = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
+        assert len(image_runs) == runs
+        assert all(r.status == DagsterRunStatus.SUCCESS for r in image_runs)
+        return image_runs, {r.run_id: _step_workers(instance, r.run_id) for r in image_runs}
+
+
 def test_two_workers_share_the_batches_and_each_product_is_stored_once(
     deployment: dict[str, str], workers: Workers, web: ImageWeb
 ) -> None:
@@ -286,16 +302,9 @@ def test_two_workers_share_the_batches_and_each_product_is_stored_once(
         results = [_finish(proc) for proc in runs]
         assert all(code == 0 for code, _ in results), "\n".join(out[-3000:] for _, out in results)
 
-        for pid in ids:
-            assert len(catalog.images(pid)) == 2, pid
-            assert [a.outcome for a in _attempts(catalog, pid)] == [ProductStatus.STORED.value]
-        assert _errors(catalog) == 0
-
+        _assert_each_stored_once(catalog, ids)
+        image_runs, node_of = _image_runs_on_workers(deployment, 4)
         with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
-            image_runs = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
-            assert len(image_runs) == 4
-            assert all(r.status == DagsterRunStatus.SUCCESS for r in image_runs)
-            node_of = {r.run_id: _step_workers(instance, r.run_id) for r in image_runs}
             windows = {r.run_id: _step_window(instance, r.run_id) for r in image_runs}
         assert all(len(nodes) == 1 for nodes in node_of.values()), node_of
         names = {nodes[0].split("@")[0] for nodes in node_of.values()}
@@ -348,15 +357,8 @@ def test_fetch_parallel_sends_its_batches_to_the_workers(
         assert "products done 8/8" in proc.stdout, output[-4000:]
         assert "guest:guest" not in output  # the broker's password is never printed
 
-        for pid in ids:
-            assert len(catalog.images(pid)) == 2, pid
-            assert [a.outcome for a in _attempts(catalog, pid)] == [ProductStatus.STORED.value]
-        assert _errors(catalog) == 0
-        with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
-            image_runs = [r for r in instance.get_runs() if r.job_name == "product_images_job"]
-            assert len(image_runs) == 4
-            assert all(r.status == DagsterRunStatus.SUCCESS for r in image_runs)
-            node_of = {r.run_id: _step_workers(instance, r.run_id) for r in image_runs}
+        _assert_each_stored_once(catalog, ids)
+        _, node_of = _image_runs_on_workers(deployment, 4)
         # Every image step ran on a worker (dagster-celery names the worker in the step's engine event).
         assert all(len(nodes) == 1 for nodes in node_of.values()), node_of
         assert {nodes[0].split("@")[0] for nodes in node_of.values()} == {"w1", "w2"}, node_of
