@@ -27,6 +27,7 @@ ENVIRON_READERS = {
     "settings.py": "the registry itself",
     "redaction.py": "scans every variable for credential values (boto3's, Dagster's, a deployment's own)",
     "processing/model_provisioning.py": "rembg's own U2NET_HOME and XDG_DATA_HOME",
+    "malloc_tuning.py": "glibc's own MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ (an operator's value wins)",
     "cli/fetch_command.py": "sets DAGSTER_HOME for Dagster's instance",
     "cli/worker_command.py": "hands the environment to the Celery worker it starts",
 }
