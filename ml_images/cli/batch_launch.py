@@ -40,6 +40,7 @@ from ml_images.orchestration.run_holders import holder_tags
 from ml_images.pipeline.reports import ProductReport
 
 BatchResult = ExecuteInProcessResult | JobExecutionResult
+RUN_FAILED = "the run failed (see the Dagster UI for its logs)"
 
 
 def product_images_job() -> JobDefinition:
@@ -89,7 +90,7 @@ def failure_text(result: BatchResult) -> str:
                 error = error.cause
             first = error.message.strip().splitlines()[0] if error.message.strip() else ""
             return f"{error.cls_name}: {first}" if first else str(error.cls_name)
-    return "the run failed (see the Dagster UI for its logs)"
+    return RUN_FAILED
 
 
 # ------------------------------------------------------------------------------------- batches at once
@@ -102,6 +103,10 @@ class ChildRun:
     run_id: str
     success: bool
     failure: str  # failure_text() of a failed run, else ""
+
+    @classmethod
+    def of(cls, result: BatchResult) -> ChildRun:
+        return cls(result.run_id, result.success, "" if result.success else failure_text(result))
 
 
 _child: dict[str, Any] = {}
@@ -126,7 +131,7 @@ def _run_in_child(run_config: Mapping[str, Any], tags: Mapping[str, str], distri
         tags={**tags, **holder_tags()},
         distributed=distributed,
     ) as result:
-        return ChildRun(result.run_id, result.success, "" if result.success else failure_text(result))
+        return ChildRun.of(result)
 
 
 class ChildBatches:

@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from ml_images.catalog.product_reader import CatalogProducts
-from ml_images.cli.batch_launch import ChildBatches, ChildRun, executed_batch, failure_text
+from ml_images.cli.batch_launch import RUN_FAILED, ChildBatches, ChildRun, executed_batch, failure_text
 from ml_images.cli.fetch_outcomes import BatchOutcome, FetchSummary
 from ml_images.cli.progress import ProductProgress
 from ml_images.definitions import defs as code_location
@@ -126,7 +126,7 @@ class FetchCommand:
             tags={**batch.run_tags(), **self.process_tags},
             distributed=self.distributed,
         ) as result:
-            run = ChildRun(result.run_id, result.success, "" if result.success else failure_text(result))
+            run = ChildRun.of(result)
         return self._outcome(batch, run)
 
     def _outcome(self, batch: PartitionBatch, child: ChildRun) -> BatchOutcome:
@@ -140,7 +140,7 @@ class FetchCommand:
             run_tags=run.tags if run is not None else {},
         )
         if not outcome.did_its_work:
-            self._failures[child.run_id] = child.failure or "the run failed (see the Dagster UI for its logs)"
+            self._failures[child.run_id] = child.failure or RUN_FAILED
         return outcome
 
     def run_batches(self, keys: Sequence[str], *, force: bool) -> FetchSummary:
